@@ -1,0 +1,62 @@
+"""``bench``: time a mode per stage on real 640x480 frames and report medians and 90th percentiles."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from stream_app.processors import get_mode
+from stream_app.sources import iter_video, read_image, IMAGE_EXTENSIONS
+from stream_app.synthetic import moving_shapes
+
+WIDTH, HEIGHT = 640, 480
+
+
+def bench_frames(mode: str, n: int, input_path: str | Path | None = None) -> list[np.ndarray]:
+    """``n`` frames at 640x480: from a file (looped), from the mode's own generator, or moving shapes."""
+    if input_path is not None:
+        path = Path(input_path)
+        if path.suffix.lower() in IMAGE_EXTENSIONS:
+            source = [read_image(path)]
+        else:
+            source = [frame for _, _, frame in iter_video(path)]
+        frames = [source[i % len(source)] for i in range(n)]
+    else:
+        spec = get_mode(mode)
+        generator = spec.bench_frames(n, WIDTH, HEIGHT) if spec.bench_frames else moving_shapes(n, WIDTH, HEIGHT)
+        frames = list(generator)
+    return [f if f.shape[:2] == (HEIGHT, WIDTH) else cv2.resize(f, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+            for f in frames]
+
+
+def summarise(values: list[float]) -> dict:
+    arr = np.asarray(values, dtype=float)
+    return {"median": round(float(np.median(arr)), 2), "p90": round(float(np.percentile(arr, 90)), 2)}
+
+
+def run_bench(mode: str, n: int = 100, input_path: str | Path | None = None, warmup: int = 5) -> dict:
+    spec = get_mode(mode)
+    frames = bench_frames(mode, n + warmup, input_path)
+    processor = spec.create()
+    for i, frame in enumerate(frames[:warmup]):
+        processor.process(frame, i / 30.0)
+    stages: dict[str, list[float]] = {}
+    start = time.perf_counter()
+    for i, frame in enumerate(frames[warmup:]):
+        result = processor.process(frame, (warmup + i) / 30.0)
+        for stage, ms in result.timings_ms.items():
+            stages.setdefault(stage, []).append(ms)
+    elapsed = time.perf_counter() - start
+    processor.close()
+    out = {
+        "mode": mode,
+        "frames": n,
+        "fps": round(n / elapsed, 2),
+        "stages_ms": {"total": summarise(stages.pop("total"))} | {k: summarise(v) for k, v in stages.items()},
+    }
+    if spec.bench_extra:
+        out.update(spec.bench_extra(frames[warmup:]))
+    return out

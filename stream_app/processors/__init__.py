@@ -1,0 +1,42 @@
+"""The mode registry: modes are found by name, imported lazily so ``--help`` does not load torch.
+
+To add a mode, write a module that defines ``SPEC = ModeSpec(...)`` and list it in ``_MODULES``; the UI, the CLI and
+the tests pick it up from here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from stream_app.processors.base import ModeSpec, Processor, setting
+
+_MODULES = {
+    "fingerspell": "stream_app.processors.fingerspell",
+    "leukocyte": "stream_app.processors.leukocyte",
+    "classify": "stream_app.processors.classify",
+    "motion": "stream_app.processors.motion",
+}
+
+
+class UnknownModeError(KeyError):
+    def __str__(self) -> str:
+        return f"unknown mode {self.args[0]!r}; available: {', '.join(mode_names())}"
+
+
+def mode_names() -> list[str]:
+    """Modes whose module is present (a mode under construction is simply absent)."""
+    return [name for name, module in _MODULES.items() if importlib.util.find_spec(module) is not None]
+
+
+def get_mode(name: str) -> ModeSpec:
+    if name not in mode_names():
+        raise UnknownModeError(name)
+    return importlib.import_module(_MODULES[name]).SPEC
+
+
+def create_processor(name: str, **settings) -> Processor:
+    return get_mode(name).create(**settings)
+
+
+__all__ = ["ModeSpec", "Processor", "UnknownModeError", "create_processor", "get_mode", "mode_names", "setting"]

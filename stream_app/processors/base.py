@@ -1,0 +1,100 @@
+"""The processor interface and the mode registry that the UI, the CLI and the tests share.
+
+A processor takes one frame (see :mod:`stream_app.frames`: HxWx3 uint8 RGB) and returns one
+:class:`~stream_app.results.FrameResult`. It keeps per-stream state (spelled text, tracks, counters), so each browser
+session or CLI run makes its own instance; heavy models are loaded once per process by the mode module and shared.
+Processors never import Streamlit.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+
+from stream_app.frames import check_frame
+from stream_app.results import FrameResult
+
+log = logging.getLogger(__name__)
+
+
+def setting(default: Any, help: str, *, min: float | None = None, max: float | None = None,  # noqa: A002
+            step: float | None = None, choices: tuple | None = None) -> Any:
+    """A field of a mode's settings dataclass, with what the UI needs to draw a control for it."""
+    meta = {"help": help, "min": min, "max": max, "step": step, "choices": choices}
+    return field(default=default, metadata=meta)
+
+
+class Processor(abc.ABC):
+    """Frame in, :class:`FrameResult` out. Subclasses implement :meth:`_process`."""
+
+    mode: ClassVar[str]
+
+    def __init__(self, settings: Any) -> None:
+        self.settings = settings
+
+    @abc.abstractmethod
+    def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
+        """Process a checked frame; fill ``timings_ms`` per stage."""
+
+    def process(self, frame: np.ndarray, timestamp_s: float | None = None) -> FrameResult:
+        """Check the frame layout, process it and add the ``total`` time. Raises on bad frames or model errors."""
+        start = time.perf_counter()
+        result = self._process(check_frame(frame), timestamp_s)
+        result.timings_ms["total"] = (time.perf_counter() - start) * 1000.0
+        return result
+
+    def process_safely(self, frame: np.ndarray, timestamp_s: float | None = None) -> FrameResult:
+        """Like :meth:`process`, but an exception becomes ``result.error`` so one bad frame never kills a stream."""
+        try:
+            return self.process(frame, timestamp_s)
+        except Exception as exc:  # noqa: BLE001 - the stream must go on; the error is reported, not hidden
+            log.debug("frame failed: %s", traceback.format_exc())
+            return FrameResult(mode=self.mode, error=f"{type(exc).__name__}: {exc}")
+
+    def update_settings(self, **changes: Any) -> None:
+        """Change settings between frames (UI controls); unknown names are an error."""
+        self.settings = dataclasses.replace(self.settings, **changes)
+
+    def reset(self) -> None:
+        """Forget per-stream state (spelled text, tracks, counts)."""
+
+    def close(self) -> None:
+        """Release per-stream resources (background threads, trackers)."""
+
+
+@dataclass(frozen=True)
+class ModeSpec:
+    """How a mode plugs in: its processor, its settings, and optional CLI hooks for ``evaluate`` and ``train``.
+
+    ``add_evaluate_args(parser)`` / ``add_train_args(parser)`` add argparse options; ``evaluate(args)`` and
+    ``train(args)`` return an exit code. ``bench_frames(n, width, height)`` yields frames that exercise the mode
+    (default: generated moving shapes); ``bench_extra(frames) -> dict`` adds mode-specific numbers to ``bench``'s
+    output (e.g. a reference model timed in the same run). ``warm_up()`` loads the shared models ahead of the first
+    frame.
+    """
+
+    name: str
+    title: str
+    description: str
+    processor_cls: type[Processor]
+    settings_cls: type
+    add_evaluate_args: Callable | None = None
+    evaluate: Callable | None = None
+    add_train_args: Callable | None = None
+    train: Callable | None = None
+    bench_frames: Callable | None = None
+    bench_extra: Callable | None = None
+    warm_up: Callable[[], None] | None = None
+
+    def create(self, **settings: Any) -> Processor:
+        return self.processor_cls(self.settings_cls(**settings))
+
+    def settings_fields(self) -> list[dataclasses.Field]:
+        return list(dataclasses.fields(self.settings_cls))
