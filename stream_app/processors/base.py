@@ -32,12 +32,19 @@ def setting(default: Any, help: str, *, min: float | None = None, max: float | N
 
 
 class Processor(abc.ABC):
-    """Frame in, :class:`FrameResult` out. Subclasses implement :meth:`_process`."""
+    """Frame in, :class:`FrameResult` out. Subclasses implement :meth:`_process`.
+
+    ``timestamp_s`` is ``None`` for a still image and increasing seconds for the frames of one stream, so a mode can
+    track across frames (video) or look at each image alone (stills). ``live=True`` means frames come from a camera
+    at its own rate and must never wait for slow work (a mode may then run its model in the background on the newest
+    frame); ``live=False`` (files, CLI, tests) processes every frame fully and deterministically.
+    """
 
     mode: ClassVar[str]
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, live: bool = False) -> None:
         self.settings = settings
+        self.live = live
 
     @abc.abstractmethod
     def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
@@ -65,6 +72,11 @@ class Processor(abc.ABC):
     def reset(self) -> None:
         """Forget per-stream state (spelled text, tracks, counts)."""
 
+    def actions(self) -> dict[str, Callable[[], None]]:
+        """Buttons the pages show for this mode, by label (e.g. "Space", "Delete", "Clear text", "Reset counts").
+        Called from the UI thread while frames flow: implementations must be thread-safe."""
+        return {}
+
     def close(self) -> None:
         """Release per-stream resources (background threads, trackers)."""
 
@@ -77,7 +89,9 @@ class ModeSpec:
     ``train(args)`` return an exit code. ``bench_frames(n, width, height)`` yields frames that exercise the mode
     (default: generated moving shapes); ``bench_extra(frames) -> dict`` adds mode-specific numbers to ``bench``'s
     output (e.g. a reference model timed in the same run). ``warm_up()`` loads the shared models ahead of the first
-    frame.
+    frame. ``report(image, result) -> bytes`` makes a downloadable PNG report for a still image (the image page
+    offers it when present); ``notice`` is a line the pages always show with the mode (e.g. "not a diagnostic
+    device").
     """
 
     name: str
@@ -92,9 +106,11 @@ class ModeSpec:
     bench_frames: Callable | None = None
     bench_extra: Callable | None = None
     warm_up: Callable[[], None] | None = None
+    report: Callable | None = None
+    notice: str | None = None
 
-    def create(self, **settings: Any) -> Processor:
-        return self.processor_cls(self.settings_cls(**settings))
+    def create(self, live: bool = False, **settings: Any) -> Processor:
+        return self.processor_cls(self.settings_cls(**settings), live=live)
 
     def settings_fields(self) -> list[dataclasses.Field]:
         return list(dataclasses.fields(self.settings_cls))

@@ -29,8 +29,8 @@ class MotionSettings:
 class MotionProcessor(Processor):
     mode = "motion"
 
-    def __init__(self, settings: MotionSettings) -> None:
-        super().__init__(settings)
+    def __init__(self, settings: MotionSettings, live: bool = False) -> None:
+        super().__init__(settings, live)
         self._subtractor = None
         self._kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 
