@@ -74,8 +74,9 @@ def probe_video(path: str | Path) -> VideoInfo:
 def iter_video(path: str | Path) -> Iterator[tuple[int, float, np.ndarray]]:
     """Yield ``(index, time_s, rgb_frame)`` for every decoded frame, rotation metadata applied.
 
-    Raises :class:`InputError` when nothing decodes, or when decoding breaks part-way (a truncated file); in the
-    latter case the frames before the break have already been yielded.
+    Raises :class:`InputError` when nothing decodes, or when decoding breaks part-way or ends before the frame
+    count the container's index lists (a truncated file); in the latter cases the frames before the break have
+    already been yielded.
     """
     import av
 
@@ -97,8 +98,12 @@ def iter_video(path: str | Path) -> Iterator[tuple[int, float, np.ndarray]]:
         except av.error.FFmpegError as exc:
             raise InputError(f"{path}: decoding failed after {count} frames, the file is damaged or truncated "
                              f"({exc.__class__.__name__})") from None
+        declared = int(stream.frames or 0)
     if count == 0:
         raise InputError(f"{path}: no frame could be decoded (damaged file or unsupported codec)")
+    if declared and count < declared - 1:
+        raise InputError(f"{path}: the file is truncated: {count} of the {declared} frames its index lists could "
+                         "be decoded")
 
 
 def read_image(source: str | Path | bytes) -> np.ndarray:
