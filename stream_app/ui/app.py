@@ -1,0 +1,31 @@
+"""Entry point: ``streamlit run stream_app/ui/app.py`` (``./run.sh`` does this on 127.0.0.1:8501).
+
+A multipage app (``st.navigation``): Live (camera through WebRTC), Replay (a video file, processed or streamed) and
+Images (still images). Every mode in the registry appears on every page.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+# `streamlit run` puts this file's folder on sys.path, not the project root that holds the package.
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import streamlit as st  # noqa: E402
+
+from stream_app.ui import images, live, replay  # noqa: E402
+
+for noisy in ("aioice", "aiortc"):
+    logging.getLogger(noisy).setLevel(logging.WARNING)
+
+st.set_page_config(page_title="stream_app", layout="wide")
+page = st.navigation([
+    st.Page(live.render, title="Live", url_path="live", default=True),
+    st.Page(replay.render, title="Replay", url_path="replay"),
+    st.Page(images.render, title="Images", url_path="images"),
+])
+page.run()

@@ -1,0 +1,360 @@
+"""What the pages need that is not Streamlit: the thread-safe channel from the WebRTC frame callback to the page,
+the fps/latency meter, the frame handler itself, and the description of a mode's settings as controls.
+
+Everything here is testable without a browser (``tests/test_ui_helpers.py``); the pages only draw it.
+
+streamlit-webrtc runs the frame callback in its own thread, where ``st.*`` calls do not work, and an exception there
+silently turns the stream into a plain echo (streamlit-webrtc issue 2103). So :class:`LiveFrameHandler` catches
+everything, counts it in the channel and returns the raw frame; the page polls :meth:`ResultChannel.snapshot`.
+A plain ``threading.Lock`` around a small state object is enough: the page only ever wants the newest state, never
+a backlog, so a queue would just have to be drained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from stream_app.results import FrameResult
+
+
+class RateMeter:
+    """Frames per second over a sliding time window, and the median of recent latencies.
+
+    ``tick(now, latency_ms)`` is called once per frame; ``fps(now)`` counts the ticks within the last ``window_s``.
+    """
+
+    def __init__(self, window_s: float = 2.0, latency_samples: int = 60) -> None:
+        self.window_s = float(window_s)
+        self._times: deque[float] = deque()
+        self._latencies: deque[float] = deque(maxlen=latency_samples)
+
+    def tick(self, now: float, latency_ms: float | None = None) -> None:
+        self._times.append(now)
+        self._trim(now)
+        if latency_ms is not None:
+            self._latencies.append(float(latency_ms))
+
+    def _trim(self, now: float) -> None:
+        while self._times and now - self._times[0] > self.window_s:
+            self._times.popleft()
+
+    def fps(self, now: float) -> float:
+        self._trim(now)
+        n = len(self._times)
+        if n < 2:
+            return 0.0
+        span = max(now - self._times[0], self._times[-1] - self._times[0])
+        return (n - 1) / span if span > 0 else 0.0
+
+    def latency_ms(self) -> float | None:
+        if not self._latencies:
+            return None
+        return float(np.median(np.fromiter(self._latencies, dtype=float)))
+
+
+@dataclass(frozen=True)
+class PanelState:
+    """A consistent copy of what the side panel shows."""
+
+    frames: int = 0
+    fps: float = 0.0
+    latency_ms: float | None = None
+    errors: int = 0
+    last_error: str | None = None
+    result: FrameResult | None = None
+    size: tuple[int, int] | None = None  # (width, height) of the last frame
+    counts_rows: int = 0
+
+
+class ResultChannel:
+    """Hands results from the frame-callback thread to the page thread (a lock around the newest state).
+
+    Also keeps counts over time (one row per frame that has counts, oldest dropped beyond ``max_rows``) for the CSV
+    download. ``clock`` is injectable for tests.
+    """
+
+    def __init__(self, max_rows: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._meter = RateMeter()
+        self._rows: deque[dict] = deque(maxlen=max_rows)
+        self._frames = 0
+        self._errors = 0
+        self._last_error: str | None = None
+        self._result: FrameResult | None = None
+        self._size: tuple[int, int] | None = None
+        self._start: float | None = None
+
+    def publish(self, result: FrameResult, latency_ms: float, size: tuple[int, int] | None = None) -> None:
+        """A frame went through the processor (whether it worked or not: ``result.error`` counts as an error)."""
+        now = self._clock()
+        with self._lock:
+            if self._start is None:
+                self._start = now
+            self._frames += 1
+            self._meter.tick(now, latency_ms)
+            self._result = result
+            self._size = size
+            if result.error:
+                self._errors += 1
+                self._last_error = result.error
+            if result.counts:
+                self._rows.append({"time_s": round(now - self._start, 3), **result.counts})
+
+    def record_error(self, message: str) -> None:
+        """An exception outside the processor (conversion, annotation): counted and kept for the page."""
+        with self._lock:
+            self._errors += 1
+            self._last_error = message
+
+    def snapshot(self) -> PanelState:
+        now = self._clock()
+        with self._lock:
+            return PanelState(frames=self._frames, fps=self._meter.fps(now), latency_ms=self._meter.latency_ms(),
+                              errors=self._errors, last_error=self._last_error, result=self._result,
+                              size=self._size, counts_rows=len(self._rows))
+
+    def counts_rows(self) -> list[dict]:
+        with self._lock:
+            return list(self._rows)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._meter = RateMeter()
+            self._rows.clear()
+            self._frames = self._errors = 0
+            self._last_error = None
+            self._result = None
+            self._size = None
+            self._start = None
+
+
+class LiveSession:
+    """One browser session's processor for one mode, its lock and its channel.
+
+    The lock makes settings changes and action buttons (page thread) take effect between frames (callback thread).
+    """
+
+    def __init__(self, processor: Any, channel: ResultChannel | None = None) -> None:
+        self.processor = processor
+        self.lock = threading.Lock()
+        self.channel = channel or ResultChannel()
+
+    def apply_settings(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Apply the values that differ from the processor's settings; returns what changed."""
+        changes = changed_settings(self.processor.settings, values)
+        if changes:
+            with self.lock:
+                self.processor.update_settings(**changes)
+        return changes
+
+    def run_action(self, label: str) -> None:
+        with self.lock:
+            self.processor.actions()[label]()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.processor.reset()
+        self.channel.reset()
+
+
+class LiveFrameHandler:
+    """The ``video_frame_callback``: av frame -> RGB array -> processor -> annotate -> av frame.
+
+    Any exception (processor, annotation, conversion) is caught, counted in the channel and the raw frame is returned,
+    so the stream goes on. ``annotate`` is :func:`stream_app.annotators.annotate` (injectable for tests).
+    """
+
+    def __init__(self, session: LiveSession, annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.session = session
+        self.annotate = annotate
+        self.clock = clock
+        self._t0: float | None = None
+
+    def _timestamp(self, frame) -> float:
+        t = getattr(frame, "time", None)
+        if t is not None:
+            return float(t)
+        now = self.clock()
+        if self._t0 is None:
+            self._t0 = now
+        return now - self._t0
+
+    def __call__(self, frame):
+        import av
+
+        start = self.clock()
+        try:
+            image = frame.to_ndarray(format="rgb24")
+            with self.session.lock:
+                result = self.session.processor.process_safely(image, self._timestamp(frame))
+            out = self.annotate(image, result)
+            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24")
+            new.pts, new.time_base = frame.pts, frame.time_base
+            self.session.channel.publish(result, (self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]))
+            return new
+        except Exception as exc:  # noqa: BLE001 - an uncaught exception would turn the stream into an echo
+            self.session.channel.record_error(f"{type(exc).__name__}: {exc}")
+            traceback.print_exc()
+            return frame
+
+
+# ---- settings dataclass -> controls -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Control:
+    """How to draw one setting: ``kind`` is ``select``, ``checkbox``, ``slider``, ``number`` or ``text``."""
+
+    name: str
+    label: str
+    kind: str
+    value_type: type
+    default: Any
+    help: str = ""
+    min: Any = None
+    max: Any = None
+    step: Any = None
+    choices: tuple = ()
+    format: str | None = None
+
+    def coerce(self, value: Any) -> Any:
+        """The widget's value as the setting's type (sliders and number inputs may hand back int for float)."""
+        if self.kind == "select" or value is None:
+            return value
+        if self.value_type is bool:
+            return bool(value)
+        return self.value_type(value)
+
+
+def _decimals(value: Any) -> int:
+    if value is None or isinstance(value, bool):
+        return 0
+    text = f"{float(value):.10f}".rstrip("0")
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+def _value_type(f: dataclasses.Field) -> type | None:
+    if f.default is not dataclasses.MISSING and f.default is not None:
+        return type(f.default)
+    names = {"int": int, "float": float, "bool": bool, "str": str}
+    return names.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+
+
+def control_for(f: dataclasses.Field) -> Control | None:
+    """A control for one settings field, or ``None`` when it has no simple widget (it then keeps its default)."""
+    meta = dict(f.metadata or {})
+    default = f.default if f.default is not dataclasses.MISSING else None
+    vtype = _value_type(f)
+    label = f.name.replace("_", " ").capitalize()
+    help_text = meta.get("help") or ""
+    choices = tuple(meta.get("choices") or ())
+    if choices:
+        return Control(f.name, label, "select", vtype or type(choices[0]), default if default in choices else choices[0],
+                       help_text, choices=choices)
+    if vtype is bool:
+        return Control(f.name, label, "checkbox", bool, bool(default), help_text)
+    if vtype in (int, float):
+        lo, hi, step = meta.get("min"), meta.get("max"), meta.get("step")
+        cast = vtype
+        lo = None if lo is None else cast(lo)
+        hi = None if hi is None else cast(hi)
+        step = cast(step) if step is not None else (1 if vtype is int else None)
+        value = cast(default if default is not None else (lo if lo is not None else 0))
+        fmt = None
+        if vtype is float:
+            fmt = f"%.{max(1, _decimals(step), _decimals(lo), _decimals(value))}f"
+        kind = "slider" if lo is not None and hi is not None else "number"
+        if lo is not None:
+            value = max(lo, value)
+        if hi is not None:
+            value = min(hi, value)
+        return Control(f.name, label, kind, vtype, value, help_text, lo, hi, step, format=fmt)
+    if vtype is str:
+        return Control(f.name, label, "text", str, default or "", help_text)
+    return None
+
+
+def controls_for(spec: Any) -> list[Control]:
+    """Controls for every field of ``spec.settings_cls`` that has a simple widget."""
+    return [c for c in (control_for(f) for f in spec.settings_fields()) if c is not None]
+
+
+def changed_settings(settings: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``values`` that differ from the settings dataclass instance (unknown names ignored)."""
+    out = {}
+    for name, value in values.items():
+        if not hasattr(settings, name):
+            continue
+        current = getattr(settings, name)
+        if isinstance(current, float) and isinstance(value, (int, float)):
+            if math.isclose(current, float(value), rel_tol=1e-9, abs_tol=1e-12):
+                continue
+        elif current == value:
+            continue
+        out[name] = value
+    return out
+
+
+# ---- text for the side panel ----------------------------------------------------------------------------------------
+
+def result_lines(result: FrameResult | None) -> list[str]:
+    """Plain lines describing a result (used by the side panel; the browser test reads them)."""
+    if result is None:
+        return ["no frame processed yet"]
+    lines = []
+    if result.letter is not None:
+        lines.append(f"letter: {result.letter} ({100 * (result.letter_score or 0):.0f}%)")
+    if result.top_k:
+        lines.append("top-k: " + ", ".join(f"{label} {p:.2f}" for label, p in result.top_k[:5]))
+    if result.text:
+        lines.append(f"text: {result.text}")
+    for name, value in result.counts.items():
+        lines.append(f"{name}: {value}")
+    if result.detections and not result.counts:
+        lines.append(f"detections: {len(result.detections)}")
+    if result.warning:
+        lines.append(f"warning: {result.warning}")
+    if result.error:
+        lines.append(f"error: {result.error}")
+    return lines or ["(nothing found in this frame)"]
+
+
+def panel_lines(state: PanelState) -> list[str]:
+    """The side panel's text: processed-frame counter, fps, latency, errors, then the current result."""
+    latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
+    size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
+    lines = [f"frames processed: {state.frames}{size}", f"fps: {state.fps:.1f}",
+             f"latency (callback, median): {latency}", f"errors: {state.errors}"]
+    lines += result_lines(state.result)
+    timings = timings_line(state.result)
+    if timings:
+        lines.append(f"timings: {timings}")
+    return lines
+
+
+def timings_line(result: FrameResult | None) -> str:
+    if result is None or not result.timings_ms:
+        return ""
+    return ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+
+
+def counts_csv_bytes(rows: list[dict]) -> bytes:
+    """Counts over time as CSV bytes, written by :func:`stream_app.sinks.write_counts_csv` (one format for all)."""
+    import tempfile
+    from pathlib import Path
+
+    from stream_app.sinks import write_counts_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_counts_csv(Path(tmp) / "counts.csv", rows)
+        return path.read_bytes()

@@ -1,0 +1,277 @@
+"""Real-browser end-to-end test: the real Streamlit app, headless Chromium with a fake camera, WebRTC on loopback.
+
+1. The app is started as it is served (``streamlit run stream_app/ui/app.py``) on a free port of 127.0.0.1, with
+   ``tests/support/loopback_ice`` on PYTHONPATH: its ``sitecustomize`` (test only) makes aioice gather 127.0.0.1 as
+   its only host candidate and ignore non-loopback remote candidates, so all WebRTC traffic stays on 127.0.0.1.
+   No ICE server is configured (the app's default), so nothing leaves the machine.
+2. The fake camera plays a Y4M of moving shapes that the test writes (``--use-file-for-fake-video-capture``).
+3. The Live page is opened with ``?mode=motion``, START is clicked inside the component's iframe, and the test polls
+   - the side panel, which only the frame callback feeds: the processed-frame counter must pass a threshold and the
+     result must show ``moving: k`` with k >= 1 (the processor saw the moving shapes);
+   - the pixels of the page's <video> element (drawn into a canvas): the annotation must be there. The status label
+     is a near-black filled box at the top left and the motion boxes are pure green; the camera frames hold
+     neither, so they prove annotated frames came back.
+4. The Replay page: a text file named ``.mp4`` gets a clear error, the app keeps serving, and the own-made sample
+   is processed to the end (progress bar, "150 frames").
+
+Skipped, with the reason, only when /usr/bin/chromium or /usr/bin/chromedriver is absent (``./test.sh`` and CI
+install them). Timeouts are generous (2 shared cores); every wait polls.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+LOOPBACK_ICE = ROOT / "tests" / "support" / "loopback_ice"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+                       reason="needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/setup.sh --browser)"),
+]
+
+MIN_FRAMES = 60
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _poll(condition, timeout: float, interval: float = 0.5, what: str = "condition"):
+    """Call ``condition`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_exc = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # noqa: BLE001 - stale elements and the like while the page re-renders
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" ({last_exc!r})" if last_exc else ""))
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.status, response.read().decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("app") / "streamlit.log"
+    env = dict(os.environ)
+    env.pop("STREAM_APP_ICE_SERVERS", None)  # the default: no ICE server at all
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LOOPBACK_ICE), env.get("PYTHONPATH", "")) if p)
+    env["STREAM_APP_TEST_LOOPBACK_ICE"] = "1"
+    streamlit = Path(sys.executable).with_name("streamlit")
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [str(streamlit), "run", "stream_app/ui/app.py", "--server.port", str(port), "--server.address",
+             "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _poll(lambda: proc.poll() is not None and pytest.fail(f"streamlit exited:\n{log_path.read_text()}")
+              or _get(f"{url}/_stcore/health")[1] == "ok", timeout=120, what="the app's health endpoint")
+        assert "[loopback_ice] aioice patched" in log_path.read_text(), "the test-only ICE patch was not loaded"
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        print(f"\n--- streamlit log (tail) ---\n{log_path.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def camera_file(tmp_path_factory) -> Path:
+    from stream_app.synthetic import moving_shapes, write_y4m
+
+    return write_y4m(tmp_path_factory.mktemp("camera") / "camera.y4m", moving_shapes(90, 640, 480, seed=3), fps=30)
+
+
+@pytest.fixture(scope="module")
+def browser(camera_file, tmp_path_factory):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 f"--use-file-for-fake-video-capture={camera_file}", "--allow-loopback-in-peer-connection",
+                 "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(120)
+    driver.set_script_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _component_iframe(driver, key_hint: str = "webrtc_streamer"):
+    from selenium.webdriver.common.by import By
+
+    frames = [f for f in driver.find_elements(By.TAG_NAME, "iframe") if key_hint in (f.get_attribute("src") or "")]
+    return frames[0] if frames else None
+
+
+def _button(driver, label: str):
+    """A button by its visible label (the component upper-cases "Start"/"Stop" with CSS)."""
+    from selenium.webdriver.common.by import By
+
+    for button in driver.find_elements(By.TAG_NAME, "button"):
+        if button.text.strip().upper() == label.upper() and button.is_enabled():
+            return button
+    return None
+
+
+def _screenshot(driver, name: str) -> None:
+    """Keep a screenshot when STREAM_APP_BROWSER_SHOTS names a folder (for looking at what the test saw)."""
+    folder = os.environ.get("STREAM_APP_BROWSER_SHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        driver.switch_to.default_content()
+        driver.save_screenshot(str(Path(folder) / f"{name}.png"))
+
+
+def _panel_text(driver, key: str) -> str:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, f".st-key-{key}-panel").text
+
+
+# JS: draw the <video> into a canvas and measure the annotation colours.
+#  dark: near-black pixels (the status label's box, RGB 20,20,20) in the top-left 220x90 of a 640x480 frame (~7% when annotated);
+#  green: pure-green pixels (motion boxes and their labels, RGB 0,200,0) anywhere.
+VIDEO_PIXELS_JS = """
+const v = document.querySelector('video');
+if (!v || v.readyState < 2 || !v.videoWidth) { return null; }
+const c = document.createElement('canvas');
+c.width = v.videoWidth; c.height = v.videoHeight;
+const g = c.getContext('2d');
+g.drawImage(v, 0, 0);
+const sx = Math.round(220 * c.width / 640), sy = Math.round(90 * c.height / 480);
+const tl = g.getImageData(0, 0, sx, sy).data;
+let dark = 0;
+for (let i = 0; i < tl.length; i += 4) { if (tl[i] < 45 && tl[i+1] < 45 && tl[i+2] < 45) dark++; }
+const all = g.getImageData(0, 0, c.width, c.height).data;
+let green = 0;
+for (let i = 0; i < all.length; i += 4) { if (all[i+1] > 150 && all[i] < 50 && all[i+2] < 50) green++; }
+return {w: c.width, h: c.height, dark: dark / (sx * sy), green: green};
+"""
+
+
+def test_live_motion_frames_round_trip(app_url, browser, camera_file):
+    """Camera frames go through the motion callback and annotated frames come back to the page."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(f"{app_url}/?mode=motion")
+    _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+    assert "Motion" in driver.find_element(By.TAG_NAME, "body").text
+
+    iframe = _poll(lambda: _component_iframe(driver), timeout=60, what="the webrtc_streamer iframe")
+    driver.switch_to.frame(iframe)
+    start = _poll(lambda: _button(driver, "START"), timeout=60,
+                  what="the START button")
+    start.click()
+    driver.switch_to.default_content()
+
+    def processed() -> re.Match | None:
+        text = _panel_text(driver, "live")
+        frames = re.search(r"frames processed: (\d+)", text)
+        moving = re.search(r"^moving: (\d+)$", text, re.M)
+        if frames and int(frames.group(1)) >= MIN_FRAMES and moving and int(moving.group(1)) >= 1:
+            return text
+        return None
+
+    text = _poll(processed, timeout=180, interval=1.0, what=f">= {MIN_FRAMES} processed frames with motion found")
+    assert re.search(r"^errors: 0$", text, re.M), text
+    fps = float(re.search(r"^fps: ([\d.]+)$", text, re.M).group(1))
+    latency = re.search(r"^latency \(callback, median\): (.*)$", text, re.M).group(1)
+    print(f"\n[browser test] side panel: fps {fps}, callback latency {latency}\n{text}")
+    assert fps > 0, text
+
+    driver.switch_to.frame(_component_iframe(driver))
+    try:
+        seen = []
+
+        def annotated():
+            pixels = driver.execute_script(VIDEO_PIXELS_JS)
+            seen.append(pixels)
+            return pixels if pixels and pixels["dark"] > 0.03 and pixels["green"] > 500 else None
+
+        try:
+            pixels = _poll(annotated, timeout=60, interval=1.0, what="annotated frames in the page's <video>")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last measurements: {seen[-3:]}") from None
+        print(f"[browser test] <video> {pixels['w']}x{pixels['h']}: dark label fraction {pixels['dark']:.2f}, "
+              f"green box pixels {pixels['green']}")
+        _screenshot(driver, "live")
+        driver.switch_to.frame(_component_iframe(driver))
+        _button(driver, "STOP").click()
+    finally:
+        driver.switch_to.default_content()
+
+
+def test_camera_frames_hold_no_annotation_colours(camera_file):
+    """The check above means something: the raw camera frames have no near-black label box and no pure green."""
+    from stream_app.synthetic import moving_shapes
+
+    for frame in moving_shapes(90, 640, 480, seed=3):
+        top_left = frame[:90, :220]
+        assert (top_left < 45).all(axis=2).mean() < 0.003
+        green = (frame[:, :, 1] > 150) & (frame[:, :, 0] < 50) & (frame[:, :, 2] < 50)
+        assert green.sum() < 50  # the browser check wants > 500
+
+
+def test_replay_bad_file_then_sample(app_url, browser, tmp_path):
+    """A text file named .mp4 gets a clear error on the page; the app keeps serving and processes the sample."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(f"{app_url}/replay?mode=motion")
+    body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    _poll(lambda: "Upload a video or pick a sample." in body(), timeout=120, what="the Replay page")
+
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("this is not a video\n")
+    upload = _poll(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=file]"), timeout=30,
+                   what="the file input")
+    upload.send_keys(str(bad))
+    _poll(lambda: "notes.mp4: not a readable video" in body(), timeout=60, what="the error for a text file")
+    assert "Traceback" not in body()
+    assert _get(f"{app_url}/_stcore/health")[1] == "ok"
+
+    driver.find_element(By.XPATH, "//label[.//p[normalize-space()='Sample from assets/']]").click()
+    _poll(lambda: "640x480, 30.00 fps, 150 frames" in body(), timeout=60, what="the sample's description")
+    _poll(lambda: _button(driver, "Process"), timeout=30, what="the Process button").click()
+    _poll(lambda: "sample_shapes.mp4 with motion: 150 frames" in body(), timeout=180, interval=1.0,
+          what="the sample processed to the end")
+    assert driver.find_elements(By.TAG_NAME, "video"), "the annotated MP4 is not shown"
+    assert "Per-frame JSONL" in body() and "Annotated MP4" in body()
+    _screenshot(driver, "replay")
