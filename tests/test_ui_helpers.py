@@ -1,0 +1,312 @@
+"""The UI's non-Streamlit logic: result channel, fps/latency meter, frame handler, settings -> controls."""
+
+from __future__ import annotations
+
+import csv
+import io
+import threading
+from dataclasses import dataclass
+
+import av
+import numpy as np
+import pytest
+
+from stream_app.annotators import annotate
+from stream_app.processors import get_mode, mode_names, setting
+from stream_app.processors.base import ModeSpec, Processor
+from stream_app.results import FrameResult
+from stream_app.synthetic import moving_shapes
+from stream_app.ui.channel import (
+    LiveFrameHandler,
+    LiveSession,
+    PanelState,
+    RateMeter,
+    ResultChannel,
+    changed_settings,
+    control_for,
+    controls_for,
+    counts_csv_bytes,
+    panel_lines,
+    result_lines,
+)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# ---- RateMeter ------------------------------------------------------------------------------------------------------
+
+def test_rate_meter_measures_frame_rate_over_its_window():
+    meter = RateMeter(window_s=2.0)
+    for i in range(90):  # 3 s at 30 fps
+        meter.tick(10.0 + i / 30.0, latency_ms=float(i % 10))
+    assert meter.fps(10.0 + 89 / 30.0) == pytest.approx(30.0, rel=0.02)
+    assert meter.latency_ms() == pytest.approx(4.5)
+
+
+def test_rate_meter_falls_to_zero_when_frames_stop():
+    meter = RateMeter(window_s=2.0)
+    for i in range(30):
+        meter.tick(i / 10.0)  # 10 fps
+    assert meter.fps(2.9) == pytest.approx(10.0, rel=0.05)
+    assert meter.fps(2.9 + 5.0) == 0.0
+    assert RateMeter().fps(0.0) == 0.0 and RateMeter().latency_ms() is None
+
+
+# ---- ResultChannel --------------------------------------------------------------------------------------------------
+
+def test_channel_counts_frames_errors_and_keeps_the_newest_result():
+    clock = FakeClock()
+    channel = ResultChannel(clock=clock)
+    assert channel.snapshot() == PanelState()
+    for i in range(10):
+        clock.now += 0.1
+        channel.publish(FrameResult(mode="motion", counts={"moving": i}), latency_ms=5.0, size=(640, 480))
+    clock.now += 0.1
+    channel.publish(FrameResult(mode="motion", error="ValueError: bad"), latency_ms=7.0)
+    channel.record_error("RuntimeError: annotate failed")
+    snap = channel.snapshot()
+    assert snap.frames == 11 and snap.errors == 2
+    assert snap.last_error == "RuntimeError: annotate failed"
+    assert snap.result.error == "ValueError: bad"
+    assert snap.fps == pytest.approx(10.0, rel=0.05)
+    assert snap.latency_ms == 5.0
+    rows = channel.counts_rows()
+    assert len(rows) == 10 and snap.counts_rows == 10
+    assert rows[0] == {"time_s": 0.0, "moving": 0} and rows[-1] == {"time_s": 0.9, "moving": 9}
+    channel.reset()
+    assert channel.snapshot() == PanelState() and channel.counts_rows() == []
+
+
+def test_channel_is_thread_safe_under_concurrent_publishers_and_readers():
+    channel = ResultChannel(max_rows=1_000_000)
+    stop = threading.Event()
+    snapshots = []
+
+    def reader():
+        while not stop.is_set():
+            snap = channel.snapshot()
+            snapshots.append(snap)
+            assert snap.counts_rows <= snap.frames
+
+    def writer(n):
+        for i in range(n):
+            channel.publish(FrameResult(mode="m", counts={"k": i}), latency_ms=1.0)
+
+    threads = [threading.Thread(target=writer, args=(2000,)) for _ in range(4)]
+    read = threading.Thread(target=reader)
+    read.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    read.join()
+    assert channel.snapshot().frames == 8000
+    assert len(channel.counts_rows()) == 8000
+    assert snapshots  # the reader really ran alongside
+
+
+def test_channel_bounds_the_counts_history():
+    channel = ResultChannel(max_rows=5)
+    for i in range(12):
+        channel.publish(FrameResult(mode="m", counts={"k": i}), latency_ms=1.0)
+    assert [row["k"] for row in channel.counts_rows()] == [7, 8, 9, 10, 11]
+
+
+def test_counts_csv_has_time_and_one_column_per_count():
+    rows = [{"time_s": 0.0, "WBC": 1}, {"time_s": 0.5, "WBC": 2, "RBC": 7}]
+    table = list(csv.DictReader(io.StringIO(counts_csv_bytes(rows).decode())))
+    assert list(table[0]) == ["time_s", "RBC", "WBC"]
+    assert table == [{"time_s": "0.0", "RBC": "0", "WBC": "1"}, {"time_s": "0.5", "RBC": "7", "WBC": "2"}]
+
+
+# ---- the frame callback ---------------------------------------------------------------------------------------------
+
+def _av_frames(n: int, seed: int = 1):
+    for i, image in enumerate(moving_shapes(n, 320, 240, seed=seed)):
+        frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+        frame.pts = i * 3000
+        frame.time_base = __import__("fractions").Fraction(1, 90000)
+        yield image, frame
+
+
+def test_frame_handler_runs_the_processor_and_returns_annotated_frames():
+    session = LiveSession(get_mode("motion").create(live=True))
+    handler = LiveFrameHandler(session, annotate)
+    changed = 0
+    for image, frame in _av_frames(20):
+        out = handler(frame)
+        assert isinstance(out, av.VideoFrame) and out is not frame
+        assert (out.width, out.height) == (320, 240) and out.pts == frame.pts
+        changed += int(not np.array_equal(out.to_ndarray(format="rgb24"), image))
+    snap = session.channel.snapshot()
+    assert snap.frames == 20 and snap.errors == 0 and snap.size == (320, 240)
+    assert snap.result.counts["moving"] >= 1  # the shapes move
+    assert changed == 20  # every frame carries at least the status label
+
+
+class Exploding(Processor):
+    mode = "exploding"
+
+    def _process(self, frame, timestamp_s):
+        raise RuntimeError("model fell over")
+
+
+def test_processor_errors_are_counted_and_the_stream_goes_on():
+    session = LiveSession(Exploding(None, live=True))
+    handler = LiveFrameHandler(session, annotate)
+    for _, frame in _av_frames(3):
+        out = handler(frame)
+        assert isinstance(out, av.VideoFrame)
+    snap = session.channel.snapshot()
+    assert snap.frames == 3 and snap.errors == 3
+    assert snap.last_error == "RuntimeError: model fell over"
+
+
+def test_any_exception_in_the_callback_returns_the_raw_frame():
+    def broken_annotate(image, result):
+        raise ValueError("cannot draw")
+
+    session = LiveSession(get_mode("motion").create(live=True))
+    handler = LiveFrameHandler(session, broken_annotate)
+    _, frame = next(_av_frames(1))
+    assert handler(frame) is frame
+    snap = session.channel.snapshot()
+    assert snap.errors == 1 and snap.last_error == "ValueError: cannot draw" and snap.frames == 0
+
+    class NotAFrame:
+        def to_ndarray(self, format):  # noqa: A002
+            raise TypeError("no pixels")
+
+    odd = NotAFrame()
+    assert handler(odd) is odd
+    assert session.channel.snapshot().errors == 2
+
+
+def test_live_session_applies_only_changed_settings_and_runs_actions():
+    calls = []
+
+    class Recording(Processor):
+        mode = "recording"
+
+        def _process(self, frame, timestamp_s):
+            return FrameResult(mode=self.mode)
+
+        def update_settings(self, **changes):
+            calls.append(changes)
+            super().update_settings(**changes)
+
+        def actions(self):
+            return {"Clear text": lambda: calls.append("clear")}
+
+    @dataclass
+    class S:
+        threshold: float = 0.5
+        smooth: int = 5
+
+    session = LiveSession(Recording(S(), live=True))
+    assert session.apply_settings({"threshold": 0.5, "smooth": 5}) == {}
+    assert session.apply_settings({"threshold": 0.7, "smooth": 5, "unknown": 1}) == {"threshold": 0.7}
+    assert session.processor.settings == S(0.7, 5)
+    session.run_action("Clear text")
+    assert calls == [{"threshold": 0.7}, "clear"]
+
+
+# ---- settings -> controls -------------------------------------------------------------------------------------------
+
+@dataclass
+class DemoSettings:
+    threshold: float = setting(0.35, "Confidence threshold", min=0.05, max=0.95, step=0.05)
+    tiny: float = setting(0.002, "Tiny step", min=0.0001, max=0.2, step=0.0005)
+    frames: int = setting(5, "Frames to agree", min=1, max=30, step=1)
+    unbounded: int = setting(3, "No max")
+    model: str = setting("resnet18", "Backbone", choices=("resnet18", "mobilenet"))
+    mirror: bool = setting(True, "Mirror the camera")
+    name: str = setting("", "Free text")
+    palette: tuple = setting((1, 2), "Not drawable")
+
+
+def _fields():
+    import dataclasses
+
+    return {f.name: f for f in dataclasses.fields(DemoSettings)}
+
+
+def test_controls_follow_field_types_and_metadata():
+    f = _fields()
+    c = control_for(f["threshold"])
+    assert (c.kind, c.value_type, c.min, c.max, c.step, c.default) == ("slider", float, 0.05, 0.95, 0.05, 0.35)
+    assert c.help == "Confidence threshold" and c.label == "Threshold" and c.format == "%.2f"
+    assert control_for(f["tiny"]).format == "%.4f"
+    c = control_for(f["frames"])
+    assert (c.kind, c.value_type, c.min, c.max, c.step, c.default) == ("slider", int, 1, 30, 1, 5)
+    assert all(type(v) is int for v in (c.min, c.max, c.step, c.default))  # st.slider needs one numeric type
+    assert control_for(f["unbounded"]).kind == "number"
+    c = control_for(f["model"])
+    assert (c.kind, c.choices, c.default) == ("select", ("resnet18", "mobilenet"), "resnet18")
+    assert control_for(f["mirror"]).kind == "checkbox"
+    assert control_for(f["name"]).kind == "text"
+    assert control_for(f["palette"]) is None
+
+
+def test_coerce_gives_the_field_type():
+    f = _fields()
+    assert control_for(f["threshold"]).coerce(1) == 1.0 and type(control_for(f["threshold"]).coerce(1)) is float
+    assert type(control_for(f["frames"]).coerce(4.0)) is int
+    assert control_for(f["mirror"]).coerce(0) is False
+
+
+def test_controls_for_a_spec_skip_fields_without_widgets():
+    spec = ModeSpec(name="demo", title="Demo", description="", processor_cls=Exploding, settings_cls=DemoSettings)
+    names = [c.name for c in controls_for(spec)]
+    assert names == ["threshold", "tiny", "frames", "unbounded", "model", "mirror", "name"]
+
+
+@pytest.mark.parametrize("name", mode_names())
+def test_every_registered_mode_gets_valid_controls_and_a_live_processor(name):
+    """What the pages do for any mode: controls from the settings, then ``spec.create(live=True, **values)``."""
+    spec = get_mode(name)
+    values = {}
+    for c in controls_for(spec):
+        if c.kind == "slider":
+            assert c.min <= c.default <= c.max, c
+            assert type(c.min) is type(c.max) is type(c.default) is type(c.step) is c.value_type, c
+        if c.kind == "select":
+            assert c.default in c.choices
+        values[c.name] = c.coerce(c.default)
+    processor = spec.create(live=True, **values)
+    try:
+        assert changed_settings(processor.settings, values) == {}
+    finally:
+        processor.close()
+
+
+def test_changed_settings_tolerates_float_noise():
+    @dataclass
+    class S:
+        a: float = 0.1
+        b: int = 2
+
+    assert changed_settings(S(), {"a": 0.1 + 1e-15, "b": 2}) == {}
+    assert changed_settings(S(), {"a": 0.2, "b": 3, "zzz": 1}) == {"a": 0.2, "b": 3}
+
+
+# ---- panel text -----------------------------------------------------------------------------------------------------
+
+def test_panel_lines_show_counters_and_the_result():
+    result = FrameResult(mode="fingerspell", letter="B", letter_score=0.91, top_k=[("B", 0.91), ("D", 0.05)],
+                         text="AB", counts={"WBC": 2}, timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
+    lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, errors=1, result=result, size=(640, 480)))
+    assert lines[:4] == ["frames processed: 42 at 640x480", "fps: 27.6", "latency (callback, median): 12.2 ms",
+                         "errors: 1"]
+    assert "letter: B (91%)" in lines and "top-k: B 0.91, D 0.05" in lines and "text: AB" in lines
+    assert "WBC: 2" in lines and "warning: no hand" in lines
+    assert lines[-1] == "timings: hand 6.0 ms, total 12.5 ms"
+    assert result_lines(None) == ["no frame processed yet"]
+    assert result_lines(FrameResult(mode="m")) == ["(nothing found in this frame)"]
