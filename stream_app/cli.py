@@ -60,11 +60,13 @@ def _progress_bar(desc: str):
 
 def cmd_process(args: argparse.Namespace) -> int:
     from stream_app.pipeline import images_in, process_images, process_video
-    from stream_app.sources import input_kind
+    from stream_app.sources import input_kind, probe_video
 
     spec = get_mode(args.mode)
     processor = spec.create(**parse_settings(args.mode, args.set))
     kind = input_kind(args.input)
+    if kind == "video":
+        probe_video(args.input)  # fail on unreadable input before a progress bar is drawn
     bar, update = _progress_bar(f"{args.mode} {Path(args.input).name}")
     try:
         if kind == "video":
