@@ -1,0 +1,85 @@
+"""Run a trained detector on one RGB frame of any size: downscale with OpenCV, preprocess as the model expects,
+infer, and return boxes in the ORIGINAL frame's pixels.
+
+``Detections`` arrays: ``boxes`` (N, 4) float32 x1y1x2y2, ``labels`` (N,) int64 (1=WBC, 2=RBC, 3=Platelets),
+``scores`` (N,) float32, sorted by score.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from stream_app.config import MODELS_DIR
+from stream_app.frames import check_frame
+from stream_app.leukocyte.model import CLASSES, DetectorConfig, load_detector
+from stream_app.leukocyte.preprocess import model_input
+
+MODEL_DIR = MODELS_DIR / "leukocyte"
+WEIGHTS = {"rgb": MODEL_DIR / "detector_rgb.pt", "clahe_lab": MODEL_DIR / "detector_clahe_lab.pt"}
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray
+    labels: np.ndarray
+    scores: np.ndarray
+    timings_ms: dict = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return [CLASSES[int(i) - 1] for i in self.labels]
+
+
+class Detector:
+    """A loaded detector plus its preprocessing. Thread-safe for one caller at a time (the processor serialises)."""
+
+    def __init__(self, model: torch.nn.Module, cfg: DetectorConfig) -> None:
+        self.model, self.cfg = model, cfg
+
+    def network_size(self, h: int, w: int) -> float:
+        """Scale from the original frame to what the network sees (the model's min/max size rule)."""
+        return min(self.cfg.min_size / min(h, w), self.cfg.max_size / max(h, w))
+
+    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
+        """Resize (never up by more than the model's rule) and convert to the model's input; returns (image, scale)."""
+        check_frame(frame)
+        h, w = frame.shape[:2]
+        scale = self.network_size(h, w)
+        size = (max(2, round(w * scale)), max(2, round(h * scale)))
+        small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        return model_input(small, self.cfg.input, self.cfg.clahe_clip, self.cfg.clahe_grid), scale
+
+    @torch.inference_mode()
+    def __call__(self, frame: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        image, scale = self.prepare(frame)
+        tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+        t1 = time.perf_counter()
+        out = self.model([tensor])[0]
+        t2 = time.perf_counter()
+        boxes = out["boxes"].numpy().astype(np.float32) / scale
+        h, w = frame.shape[:2]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, out["labels"].numpy().astype(np.int64), out["scores"].numpy().astype(np.float32),
+                          {"preprocess": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000})
+
+
+def weights_for(input_kind: str) -> Path:
+    if input_kind not in WEIGHTS:
+        raise ValueError(f"unknown detector input {input_kind!r}; one of {tuple(WEIGHTS)}")
+    return WEIGHTS[input_kind]
+
+
+@lru_cache(maxsize=4)
+def shared_detector(path: str) -> Detector:
+    """One detector per weights file per process, shared by every stream."""
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    model, cfg = load_detector(path)
+    return Detector(model, cfg)

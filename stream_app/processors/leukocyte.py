@@ -1,0 +1,272 @@
+"""Leukocyte mode: white blood cells (and red cells, platelets) boxed on live microscope video, each WBC counted once.
+
+Pipeline per frame: downscale to at most ``max_side`` (4K input stays cheap; boxes come back in original pixels) ->
+slide motion by phase correlation (:mod:`stream_app.leukocyte.tracking`) -> detector (Faster R-CNN on MobileNetV2,
+:mod:`stream_app.leukocyte.model`; RGB input, or the paper's CLAHE + CIELAB input with the "faint / unstained smear"
+setting) -> WBC tracks in slide coordinates.
+
+* ``live=False`` (files, CLI, tests): the detector runs synchronously on every ``detect_every``-th frame, so results
+  are deterministic.
+* ``live=True`` (camera): the detector never blocks the stream. A background thread takes the newest frame, frames
+  flow on at the camera's rate, and the tracker carries boxes with the measured slide motion until the next result.
+
+Counts: ``WBC in view``, ``WBC unique`` (since the last reset; a cell counts once it was detected ``min_hits`` times),
+``RBC in view``, ``Platelets in view``. Timings: ``preprocess`` (resize + motion), ``detect`` (sync; in live mode the
+latest background run), ``track``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_app.frames import fit_within
+from stream_app.processors.base import ModeSpec, Processor, setting
+from stream_app.results import Detection, FrameResult
+
+log = logging.getLogger(__name__)
+
+NOTICE = "Research prototype: not a diagnostic device."
+
+
+@dataclass
+class LeukocyteSettings:
+    faint_smear: bool = setting(False, "Faint / unstained smear: CLAHE on each RGB channel + CIELAB, and the model "
+                                       "trained on that input")
+    wbc_threshold: float = setting(0.5, "Lowest WBC score shown and counted", min=0.05, max=0.99, step=0.01)
+    rbc_threshold: float = setting(0.5, "Lowest RBC score shown", min=0.05, max=0.99, step=0.01)
+    platelet_threshold: float = setting(0.4, "Lowest platelet score shown", min=0.05, max=0.99, step=0.01)
+    show_rbc: bool = setting(True, "Draw red blood cells")
+    show_platelets: bool = setting(True, "Draw platelets")
+    detect_every: int = setting(1, "Files/CLI: run the detector on every N-th frame (tracker in between)", min=1,
+                                max=30, step=1)
+    min_hits: int = setting(2, "Detections before a WBC is counted (filters one-frame false alarms)", min=1, max=10,
+                            step=1)
+    max_side: int = setting(640, "Longest side of the analysed copy (pixels)", min=320, max=1920, step=32)
+
+
+class LeukocyteProcessor(Processor):
+    mode = "leukocyte"
+
+    def __init__(self, settings: LeukocyteSettings, live: bool = False) -> None:
+        super().__init__(settings, live)
+        from stream_app.leukocyte.tracking import CellCounter, SlideMotion
+
+        self._motion = SlideMotion()
+        self._counter = CellCounter(min_hits=settings.min_hits)
+        self._lock = threading.Lock()
+        self._frame_index = 0
+        self._others: list[tuple[str, float, np.ndarray]] = []  # RBC/platelets of the last round (slide coords)
+        self._last_detect_ms = 0.0
+        # background worker (live only)
+        self._job: tuple | None = None
+        self._done: tuple | None = None
+        self._cv = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._errors = 0
+        self._last_error: str | None = None
+
+    # ---- settings, actions, lifecycle -------------------------------------------------------------------------
+    def _detector(self):
+        from stream_app.leukocyte.detector import shared_detector, weights_for
+
+        return shared_detector(str(weights_for("clahe_lab" if self.settings.faint_smear else "rgb")))
+
+    def update_settings(self, **changes) -> None:
+        with self._lock:
+            super().update_settings(**changes)
+            self._counter.min_hits = self.settings.min_hits
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counter.reset()
+            self._motion.reset()
+            self._others = []
+            self._frame_index = 0
+        with self._cv:
+            self._job, self._done = None, None
+
+    def reset_counts(self) -> None:
+        self._counter.reset()
+
+    def actions(self):
+        return {"Reset counts": self.reset_counts}
+
+    def close(self) -> None:
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    # ---- detection --------------------------------------------------------------------------------------------
+    def _detect(self, small: np.ndarray):
+        detections = self._detector()(small)
+        return detections
+
+    def _worker(self) -> None:
+        while True:
+            with self._cv:
+                while self._job is None and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                job, self._job = self._job, None
+            small, offset, index = job
+            try:
+                t0 = time.perf_counter()
+                detections = self._detect(small)
+                elapsed = detections.timings_ms["preprocess"] + detections.timings_ms["detect"]
+                with self._cv:
+                    self._done = (detections, offset, small.shape[:2], elapsed)
+            except Exception as exc:  # noqa: BLE001 - reported on the next frame, the stream goes on
+                log.debug("background detection failed", exc_info=True)
+                self._errors += 1
+                self._last_error = f"{type(exc).__name__}: {exc}"
+
+    def _submit(self, small: np.ndarray, offset: np.ndarray) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._worker, name="leukocyte-detector", daemon=True)
+            self._thread.start()
+        with self._cv:
+            if self._job is None:  # worker busy with an older frame keeps it; we hand over the newest when it is free
+                self._job = (small.copy(), offset.copy(), self._frame_index)
+                self._cv.notify()
+
+    def _integrate(self, detections, offset: np.ndarray, size: tuple[int, int]) -> None:
+        s = self.settings
+        labels, scores, boxes = detections.labels, detections.scores, detections.boxes
+        wbc = (labels == 1) & (scores >= s.wbc_threshold)
+        self._counter.update(boxes[wbc], scores[wbc], offset, size)
+        shift = np.array([offset[0], offset[1], offset[0], offset[1]])
+        others = []
+        for label_id, name, threshold, show in ((2, "RBC", s.rbc_threshold, True),
+                                                (3, "Platelets", s.platelet_threshold, True)):
+            keep = (labels == label_id) & (scores >= threshold)
+            others.extend((name, float(sc), b - shift) for b, sc in zip(boxes[keep], scores[keep]))
+        self._others = others
+
+    # ---- per frame --------------------------------------------------------------------------------------------
+    def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
+        t0 = time.perf_counter()
+        small, scale = fit_within(frame, self.settings.max_side)
+        prep_ms = detect_ms = track_ms = 0.0
+        warning = None
+        with self._lock:
+            still = timestamp_s is None
+            if still:  # a still image: no motion, fresh counts, one look is enough to count
+                self._counter.reset()
+                self._motion.reset()
+            self._counter.min_hits = 1 if still else self.settings.min_hits
+            offset = self._motion.update(small)
+            prep_ms = (time.perf_counter() - t0) * 1000
+            if self.live:
+                self._submit(small, offset)
+                with self._cv:
+                    done, self._done = self._done, None
+                if done is not None:
+                    detections, det_offset, size, self._last_detect_ms = done
+                    tt = time.perf_counter()
+                    self._integrate(detections, det_offset, size)
+                    track_ms += (time.perf_counter() - tt) * 1000
+                detect_ms = self._last_detect_ms
+                if self._last_error:
+                    warning, self._last_error = f"detector: {self._last_error}", None
+            elif self._frame_index % max(1, self.settings.detect_every) == 0:
+                detections = self._detect(small)
+                prep_ms += detections.timings_ms["preprocess"]
+                detect_ms = detections.timings_ms["detect"]
+                tt = time.perf_counter()
+                self._integrate(detections, offset, small.shape[:2])
+                track_ms += (time.perf_counter() - tt) * 1000
+            tt = time.perf_counter()
+            result = self._result(offset, scale)
+            track_ms += (time.perf_counter() - tt) * 1000
+            self._frame_index += 1
+        result.warning = warning
+        result.timings_ms = {"preprocess": prep_ms, "detect": detect_ms, "track": track_ms}
+        return result
+
+    def _result(self, offset: np.ndarray, scale: float) -> FrameResult:
+        s = self.settings
+        shift = np.array([offset[0], offset[1], offset[0], offset[1]])
+        dets: list[Detection] = []
+        in_view = 0
+        for track_id, box, score, counted in self._counter.visible(offset):
+            if not counted:
+                continue
+            in_view += 1
+            dets.append(Detection("WBC", score, tuple(float(v) for v in box / scale), track_id))
+        counts = {"WBC in view": in_view, "WBC unique": self._counter.unique, "RBC in view": 0, "Platelets in view": 0}
+        for name, score, box in self._others:
+            counts[f"{name} in view"] += 1
+            if (name == "RBC" and s.show_rbc) or (name == "Platelets" and s.show_platelets):
+                dets.append(Detection(name, score, tuple(float(v) for v in (box + shift) / scale)))
+        return FrameResult(mode=self.mode, detections=dets, counts=counts)
+
+
+# ---- CLI hooks and bench ------------------------------------------------------------------------------------------
+def _add_evaluate_args(parser) -> None:
+    from stream_app.leukocyte.evaluate import add_evaluate_args
+
+    add_evaluate_args(parser)
+
+
+def _evaluate(args) -> int:
+    from stream_app.leukocyte.evaluate import evaluate
+
+    return evaluate(args)
+
+
+def _add_train_args(parser) -> None:
+    from stream_app.leukocyte.train import add_train_args
+
+    add_train_args(parser)
+
+
+def _train(args) -> int:
+    from stream_app.leukocyte.train import train
+
+    return train(args)
+
+
+def _bench_frames(n: int, width: int, height: int):
+    from stream_app.leukocyte.bench import bench_frames
+
+    return bench_frames(n, width, height)
+
+
+def _bench_extra(frames) -> dict:
+    from stream_app.leukocyte.bench import reference_timing
+
+    return reference_timing(frames)
+
+
+def _warm_up() -> None:
+    from stream_app.leukocyte.detector import shared_detector, weights_for
+
+    detector = shared_detector(str(weights_for("rgb")))
+    detector(np.zeros((480, 640, 3), np.uint8))
+
+
+SPEC = ModeSpec(
+    name="leukocyte",
+    title="Leukocytes",
+    description="White blood cells boxed, tracked and counted once on a moving smear (Faster R-CNN, MobileNetV2).",
+    processor_cls=LeukocyteProcessor,
+    settings_cls=LeukocyteSettings,
+    add_evaluate_args=_add_evaluate_args,
+    evaluate=_evaluate,
+    add_train_args=_add_train_args,
+    train=_train,
+    bench_frames=_bench_frames,
+    bench_extra=_bench_extra,
+    warm_up=_warm_up,
+    notice=NOTICE,
+)

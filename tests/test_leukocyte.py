@@ -1,0 +1,257 @@
+"""Leukocyte mode: preprocessing, tracker, detector on BCCD, the evaluate CLI schema, the panned-slide unique count,
+live mode and odd inputs. Data-backed tests skip (with the reason) where ../shared/data is absent."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from stream_app.frames import to_rgb8
+from stream_app.leukocyte import baseline
+from stream_app.leukocyte.bench import synthetic_smear
+from stream_app.leukocyte.preprocess import clahe_lab, clahe_rgb, faint, rgb_to_lab
+from stream_app.leukocyte.tracking import CellCounter, SlideMotion, iou_matrix
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "models" / "leukocyte" / "detector_rgb.pt"
+needs_weights = pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"{WEIGHTS} not trained yet")
+
+
+def _gradient(h=97, w=131):
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.dstack([xx * 255 // w, yy * 255 // h, (xx + yy) * 255 // (h + w)]).astype(np.uint8)
+    return img
+
+
+# ---- preprocessing ------------------------------------------------------------------------------------------------
+def test_clahe_lab_shape_dtype_and_known_values():
+    img = _gradient()
+    out = clahe_lab(img, clip=2.0, grid=4)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    # pure white / black / grey through the Lab conversion: L = 255 / 0, a = b = 128
+    assert tuple(rgb_to_lab(np.full((4, 4, 3), 255, np.uint8))[0, 0]) == (255, 128, 128)
+    assert tuple(rgb_to_lab(np.zeros((4, 4, 3), np.uint8))[0, 0]) == (0, 128, 128)
+    grey = rgb_to_lab(np.full((4, 4, 3), 128, np.uint8))[0, 0]
+    assert abs(int(grey[1]) - 128) <= 1 and abs(int(grey[2]) - 128) <= 1
+    assert img.sum() == _gradient().sum()  # input untouched
+
+
+def test_clahe_stretches_a_low_contrast_image_per_channel():
+    rng = np.random.default_rng(0)
+    low = (120 + rng.integers(0, 12, size=(120, 160, 3))).astype(np.uint8)
+    out = clahe_rgb(low, clip=3.0, grid=8)
+    for c in range(3):
+        assert out[..., c].std() > 2 * low[..., c].std()
+    with pytest.raises(ValueError):
+        clahe_rgb(low, clip=0)
+    with pytest.raises(ValueError):
+        clahe_rgb(low, grid=0)
+    # odd sizes work
+    assert clahe_lab(np.ascontiguousarray(low[:37, :53])).shape == (37, 53, 3)
+
+
+def test_faint_transform_is_pale_and_colourless():
+    smear = synthetic_smear(320, 240, seed=1)
+    pale = faint(smear, 0.7)
+    assert pale.shape == smear.shape and pale.dtype == np.uint8
+    sat = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2HSV)[..., 1].mean()  # noqa: E731
+    assert sat(pale) < 0.5 * sat(smear)
+    assert pale.astype(float).std() < 0.5 * smear.astype(float).std()
+    assert pale.mean() > smear.mean()
+    assert np.array_equal(faint(smear, 0.0), smear)
+
+
+def test_baseline_finds_the_stained_nucleus_on_a_generated_smear():
+    smear = synthetic_smear(640, 480, seed=3, n_wbc=1)
+    boxes, scores = baseline.detect(smear)
+    assert len(boxes) >= 1
+    # the generated WBC: purple blobs; the best box must hold strongly purple pixels
+    x1, y1, x2, y2 = boxes[int(np.argmax(scores))].astype(int)
+    patch = cv2.cvtColor(smear[y1:y2, x1:x2], cv2.COLOR_RGB2HSV)
+    assert ((patch[..., 0] > 120) & (patch[..., 1] > 80)).mean() > 0.05
+
+
+# ---- tracker ------------------------------------------------------------------------------------------------------
+def test_slide_motion_measures_a_known_pan():
+    rng = np.random.default_rng(0)
+    canvas = cv2.GaussianBlur(rng.integers(0, 255, (600, 1200, 3), dtype=np.uint8), (0, 0), 3)
+    motion = SlideMotion()
+    for x in range(0, 200, 10):  # the window moves right, so content moves left by 10 px a frame
+        offset = motion.update(np.ascontiguousarray(canvas[50:530, x:x + 640]))
+    assert abs(offset[0] - (-190)) < 12 and abs(offset[1]) < 6
+
+
+def test_counter_counts_a_cell_once_across_pans_and_returns():
+    counter = CellCounter(min_hits=2)
+    cell = np.array([[300.0, 200, 380, 280]])  # slide coordinates
+    offsets = [np.array([-10.0 * i, 0]) for i in range(0, 60)] + [np.array([-10.0 * i, 0]) for i in range(60, -1, -1)]
+    for off in offsets:
+        frame_box = cell + np.array([off[0], off[1], off[0], off[1]])
+        visible = frame_box[(frame_box[:, 2] > 0) & (frame_box[:, 0] < 640)]
+        counter.update(visible, np.ones(len(visible)), off, (480, 640))
+    assert counter.unique == 1
+    # a second, different cell counts
+    counter.update(np.array([[100.0, 100, 160, 160]]), np.ones(1), np.zeros(2), (480, 640))
+    counter.update(np.array([[100.0, 100, 160, 160]]), np.ones(1), np.zeros(2), (480, 640))
+    assert counter.unique == 2
+    # one-frame false alarm never counts
+    counter.update(np.array([[500.0, 300, 560, 360]]), np.ones(1), np.zeros(2), (480, 640))
+    for _ in range(5):
+        counter.update(np.zeros((0, 4)), np.zeros(0), np.zeros(2), (480, 640))
+    assert counter.unique == 2
+    assert iou_matrix(cell, cell)[0, 0] == pytest.approx(1.0)
+
+
+# ---- detector on BCCD ---------------------------------------------------------------------------------------------
+@needs_weights
+def test_detector_finds_the_wbc_on_bccd_test_images(shared_data):
+    from stream_app.leukocyte.data import load_split
+    from stream_app.leukocyte.detector import shared_detector
+
+    samples = load_split(shared_data("bccd"), "test")
+    detector = shared_detector(str(WEIGHTS))
+    for sample in [s for s in samples if (s.labels == 1).any()][:3]:
+        det = detector(sample.load())
+        wbc = det.boxes[(det.labels == 1) & (det.scores >= 0.5)]
+        truth = sample.boxes[sample.labels == 1]
+        assert len(wbc) >= 1, sample.image_id
+        assert iou_matrix(truth, wbc).max(axis=1).min() >= 0.5, sample.image_id
+
+
+def _write_voc(root: Path, items: list[tuple[str, np.ndarray, list[tuple[str, tuple]]]]) -> None:
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name, image, objects in items:
+        cv2.imwrite(str(root / "JPEGImages" / f"{name}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        objs = "".join(f"<object><name>{label}</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}"
+                       f"</xmax><ymax>{b[3]}</ymax></bndbox></object>" for label, b in objects)
+        (root / "Annotations" / f"{name}.xml").write_text(
+            f"<annotation><size><width>{image.shape[1]}</width><height>{image.shape[0]}</height></size>{objs}</annotation>")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(name for name, _, _ in items) + "\n")
+
+
+@needs_weights
+def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path):
+    from stream_app.leukocyte.data import load_split
+    from stream_app.leukocyte.model import CLASSES
+
+    samples = {s.image_id: s for s in load_split(shared_data("bccd"), "test")}
+    chosen = ["BloodImage_00007", "BloodImage_00011", "BloodImage_00135"]  # the last holds no WBC
+    items = []
+    for name in chosen:
+        s = samples[name]
+        items.append((name, s.load(), [(CLASSES[l - 1], tuple(int(v) for v in b)) for b, l in zip(s.boxes, s.labels)]))
+    s = samples["BloodImage_00015"]  # an odd-size copy, boxes scaled with it
+    fx, fy = 517 / 640, 389 / 480
+    odd = cv2.resize(s.load(), (517, 389), interpolation=cv2.INTER_AREA)
+    items.append(("odd_size", odd, [(CLASSES[l - 1], (int(b[0] * fx), int(b[1] * fy), int(b[2] * fx), int(b[3] * fy)))
+                                    for b, l in zip(s.boxes, s.labels)]))
+    items.append(("empty_generated", np.full((203, 301, 3), 230, np.uint8), []))
+    _write_voc(tmp_path / "voc", items)
+    run = subprocess.run([sys.executable, "-m", "stream_app", "evaluate", "leukocyte", "--voc", str(tmp_path / "voc"),
+                          "--split", "test"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["n_images"] == 5
+    assert set(out["per_class"]) == {"WBC", "RBC", "Platelets"}
+    for cls in out["per_class"].values():
+        assert 0.0 <= cls["ap50"] <= 1.0 and 0.0 <= cls["ap50_95"] <= cls["ap50"]
+    assert 0.0 <= out["map50"] <= 1.0
+    assert set(out["image_level"]) >= {"accuracy", "precision", "recall", "f1"}
+    for key in ("preprocessed", "raw"):
+        assert {"ap50", "ap50_95", "image_level"} <= set(out["faint"][key])
+    assert "WBC" in out["baseline"]
+    # the 4 WBC images are found (3 BCCD + the odd-size copy): recall 1 at the default threshold
+    assert out["image_level"]["recall"] == 1.0
+    assert out["per_class"]["WBC"]["ap50"] >= 0.9
+
+
+# ---- video: panned slide, live, odd frames ------------------------------------------------------------------------
+def _slide_video(bccd: Path, path: Path, tiles: int = 6, step: int = 20) -> int:
+    """Pan a 640x480 window right across a row of BCCD test images, then back a third of the way; return the number
+    of distinct WBCs in the mosaic. Images whose WBCs touch a left/right edge are left out (a cut cell has no truth)."""
+    from stream_app.leukocyte.data import load_split
+    from stream_app.synthetic import write_video
+
+    chosen = []
+    for s in load_split(bccd, "test"):
+        w = s.boxes[s.labels == 1]
+        if len(w) and (w[:, 0] >= 10).all() and (w[:, 2] <= 630).all():
+            chosen.append(s)
+    chosen = chosen[:tiles]
+    mosaic = np.hstack([s.load() for s in chosen])
+    truth = int(sum((s.labels == 1).sum() for s in chosen))
+    end = mosaic.shape[1] - 640
+    xs = list(range(0, end + 1, step)) + list(range(end, end * 2 // 3, -step))
+    write_video(path, (np.ascontiguousarray(mosaic[:, x:x + 640]) for x in xs), fps=30)
+    return truth
+
+
+@needs_weights
+def test_panned_slide_unique_wbc_count_within_5_percent(shared_data, tmp_path):
+    truth = _slide_video(shared_data("bccd"), tmp_path / "slide.mp4")
+    jsonl = tmp_path / "out.jsonl"
+    run = subprocess.run([sys.executable, "-m", "stream_app", "process", str(tmp_path / "slide.mp4"), "--mode",
+                          "leukocyte", "--jsonl", str(jsonl), "--set", "detect_every=2"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert run.returncode == 0, run.stderr
+    records = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    counted = records[-1]["counts"]["WBC unique"]
+    assert abs(counted - truth) <= 0.05 * truth, (counted, truth)
+    assert json.loads(run.stdout)["counts"]["WBC unique"] == counted
+    ids = {d["track_id"] for r in records for d in r["detections"] if d["label"] == "WBC"}
+    assert len(ids) == counted  # every counted cell has one id, and only counted cells are shown
+
+
+@needs_weights
+def test_4k_and_odd_grey_frames_do_not_crash():
+    from stream_app.processors import create_processor
+
+    proc = create_processor("leukocyte")
+    big = cv2.resize(synthetic_smear(640, 480, seed=2), (3840, 2160), interpolation=cv2.INTER_LINEAR)
+    result = proc.process(big, 0.0)
+    assert result.error is None
+    for det in result.detections:
+        x1, y1, x2, y2 = det.box
+        assert 0 <= x1 < x2 <= 3840 and 0 <= y1 < y2 <= 2160
+    grey = cv2.cvtColor(synthetic_smear(481, 359, seed=4), cv2.COLOR_RGB2GRAY)
+    result = proc.process(to_rgb8(grey), 1 / 30)
+    assert result.error is None and set(result.counts) >= {"WBC in view", "WBC unique"}
+    still = create_processor("leukocyte").process(to_rgb8(grey))  # still image (no timestamp)
+    assert still.error is None
+    proc.close()
+
+
+@needs_weights
+def test_live_mode_never_waits_for_the_detector_and_resets_counts(shared_data):
+    from stream_app.leukocyte.data import load_split
+    from stream_app.processors import create_processor
+
+    sample = next(s for s in load_split(shared_data("bccd"), "test") if (s.labels == 1).sum() == 1)
+    frame = sample.load()
+    proc = create_processor("leukocyte", live=True)
+    proc.process(frame, 0.0)  # loads the model, starts the worker
+    times, found = [], False
+    deadline = time.monotonic() + 30
+    i = 1
+    while time.monotonic() < deadline and not found:
+        t0 = time.perf_counter()
+        result = proc.process(frame, i / 30)
+        times.append(time.perf_counter() - t0)
+        found = result.counts["WBC unique"] >= 1 and result.counts["WBC in view"] >= 1
+        i += 1
+        time.sleep(0.01)
+    assert found
+    assert any(d.track_id is not None for d in result.detections if d.label == "WBC")
+    assert np.median(times) < 0.03  # frames flow while the detector works in the background
+    proc.actions()["Reset counts"]()
+    assert proc.process(frame, i / 30).counts["WBC unique"] == 0
+    proc.close()
