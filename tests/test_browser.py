@@ -29,6 +29,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,8 +53,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _poll(condition, timeout: float, interval: float = 0.5, what: str = "condition"):
-    """Call ``condition`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+def _poll(condition, timeout: float, interval: float = 0.5, what: str = "condition", context=None):
+    """Call ``condition`` until it returns something truthy; fail with ``what`` (and ``context()``, e.g. the page
+    text) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     last_exc = None
     while time.monotonic() < deadline:
@@ -64,7 +66,14 @@ def _poll(condition, timeout: float, interval: float = 0.5, what: str = "conditi
         except Exception as exc:  # noqa: BLE001 - stale elements and the like while the page re-renders
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}" + (f" ({last_exc!r})" if last_exc else ""))
+    detail = ""
+    if context is not None:
+        try:
+            detail = f"\n--- page ---\n{context()}"
+        except Exception as exc:  # noqa: BLE001
+            detail = f"\n(no page text: {exc!r})"
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}"
+                         + (f" ({last_exc!r})" if last_exc else "") + detail)
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -80,10 +89,9 @@ def app_url(tmp_path_factory):
     env.pop("STREAM_APP_ICE_SERVERS", None)  # the default: no ICE server at all
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(LOOPBACK_ICE), env.get("PYTHONPATH", "")) if p)
     env["STREAM_APP_TEST_LOOPBACK_ICE"] = "1"
-    streamlit = Path(sys.executable).with_name("streamlit")
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [str(streamlit), "run", "stream_app/ui/app.py", "--server.port", str(port), "--server.address",
+            [sys.executable, "-m", "streamlit", "run", "stream_app/ui/app.py", "--server.port", str(port), "--server.address",
              "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -154,7 +162,6 @@ def _screenshot(driver, name: str) -> None:
     folder = os.environ.get("STREAM_APP_BROWSER_SHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        driver.switch_to.default_content()
         driver.save_screenshot(str(Path(folder) / f"{name}.png"))
 
 
@@ -231,9 +238,10 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
             raise AssertionError(f"{exc}; last measurements: {seen[-3:]}") from None
         print(f"[browser test] <video> {pixels['w']}x{pixels['h']}: dark label fraction {pixels['dark']:.2f}, "
               f"green box pixels {pixels['green']}")
+        driver.switch_to.default_content()
         _screenshot(driver, "live")
-        driver.switch_to.frame(_component_iframe(driver))
-        _button(driver, "STOP").click()
+        driver.switch_to.frame(_poll(lambda: _component_iframe(driver), timeout=30, what="the component again"))
+        _poll(lambda: _button(driver, "STOP"), timeout=30, what="the STOP button").click()
     finally:
         driver.switch_to.default_content()
 
@@ -249,8 +257,9 @@ def test_camera_frames_hold_no_annotation_colours(camera_file):
         assert green.sum() < 50  # the browser check wants > 500
 
 
-def test_replay_bad_file_then_sample(app_url, browser, tmp_path):
-    """A text file named .mp4 gets a clear error on the page; the app keeps serving and processes the sample."""
+def test_replay_bad_files_then_sample(app_url, browser, tmp_path):
+    """Zero-byte, text-named-.mp4 and truncated files get a clear error on the page; the app keeps serving, processes
+    the own-made sample to the end and streams it through WebRTC (live replay)."""
     from selenium.webdriver.common.by import By
 
     driver = browser
@@ -258,20 +267,88 @@ def test_replay_bad_file_then_sample(app_url, browser, tmp_path):
     body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
     _poll(lambda: "Upload a video or pick a sample." in body(), timeout=120, what="the Replay page")
 
-    bad = tmp_path / "notes.mp4"
-    bad.write_text("this is not a video\n")
-    upload = _poll(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=file]"), timeout=30,
-                   what="the file input")
-    upload.send_keys(str(bad))
-    _poll(lambda: "notes.mp4: not a readable video" in body(), timeout=60, what="the error for a text file")
-    assert "Traceback" not in body()
-    assert _get(f"{app_url}/_stcore/health")[1] == "ok"
+    sample = ROOT / "assets" / "sample_shapes.mp4"
+    bad_files = {
+        "empty.mp4": (b"", "empty.mp4: the file is empty (0 bytes)"),
+        "notes.mp4": (b"this is not a video\n", "notes.mp4: not a readable video"),
+        "cut.mp4": (sample.read_bytes()[: sample.stat().st_size // 2], "cut.mp4: "),
+    }
+    for name, (data, message) in bad_files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        upload = _poll(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=file]"), timeout=30,
+                       what="the file input")
+        upload.send_keys(str(path))
+
+        def error_shown():
+            alerts = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "[data-testid=stAlertContentError]")]
+            return next((a for a in alerts if message in a), None)
+
+        alert = _poll(error_shown, timeout=60, what=f"the error for {name}")
+        assert "Traceback" not in body() and "/tmp" not in alert, alert
+        assert _get(f"{app_url}/_stcore/health")[1] == "ok"
 
     driver.find_element(By.XPATH, "//label[.//p[normalize-space()='Sample from assets/']]").click()
     _poll(lambda: "640x480, 30.00 fps, 150 frames" in body(), timeout=60, what="the sample's description")
-    _poll(lambda: _button(driver, "Process"), timeout=30, what="the Process button").click()
-    _poll(lambda: "sample_shapes.mp4 with motion: 150 frames" in body(), timeout=180, interval=1.0,
-          what="the sample processed to the end")
-    assert driver.find_elements(By.TAG_NAME, "video"), "the annotated MP4 is not shown"
-    assert "Per-frame JSONL" in body() and "Annotated MP4" in body()
+    done = "sample_shapes.mp4 with motion: 150 frames"
+    for attempt in range(3):  # a click that lands while the page re-renders can be dropped by the browser
+        _poll(lambda: _button(driver, "Process"), timeout=30, what="the Process button").click()
+        try:
+            _poll(lambda: "Processing" in body() or "Done:" in body(), timeout=20, what="processing to start")
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+            print(f"[browser test] Process click {attempt + 1} did not start processing; clicking again")
+    _poll(lambda: done in body(), timeout=180, interval=1.0, what="the sample processed to the end", context=body)
+    _poll(lambda: driver.find_elements(By.CSS_SELECTOR, "[data-testid=stVideo]"), timeout=30,
+          what="the annotated MP4 in the page")
+    _poll(lambda: "Per-frame JSONL" in body() and "Annotated MP4" in body(), timeout=30, what="the downloads")
     _screenshot(driver, "replay")
+
+    # Live replay: the file through the same frame callback over WebRTC (RECVONLY, aiortc MediaPlayer).
+    _poll(lambda: next((t for t in driver.find_elements(By.CSS_SELECTOR, "[role=tab]")
+                        if t.text.strip() == "Live replay (WebRTC)"), None), timeout=30, what="the tab").click()
+    iframe = _poll(lambda: _component_iframe(driver), timeout=60, what="the live replay component")
+    driver.switch_to.frame(iframe)
+    _poll(lambda: _button(driver, "START"), timeout=60, what="the live replay START button").click()
+    driver.switch_to.default_content()
+
+    def replayed():
+        text = _panel_text(driver, "replay")
+        frames = re.search(r"frames processed: (\d+)", text)
+        return text if frames and int(frames.group(1)) >= 30 and re.search(r"^moving: [1-9]", text, re.M) else None
+
+    text = _poll(replayed, timeout=120, interval=1.0, what="frames of the live replay through the callback")
+    print(f"\n[browser test] live replay panel:\n{text}")
+    _screenshot(driver, "replay_live")
+
+
+def test_images_page_annotates_uploads_and_reports_bad_ones(app_url, browser, tmp_path):
+    """Several images at once: an 8-bit colour PNG and a 16-bit greyscale PNG are processed (annotated image and
+    downloads), a zero-byte one gets a clear error; the app keeps serving."""
+    import cv2
+    from selenium.webdriver.common.by import By
+
+    from stream_app.synthetic import moving_shapes
+
+    colour = tmp_path / "shapes.png"
+    cv2.imwrite(str(colour), cv2.cvtColor(next(moving_shapes(1, 320, 240)), cv2.COLOR_RGB2BGR))
+    grey16 = tmp_path / "xray16.png"
+    cv2.imwrite(str(grey16), (np.linspace(0, 4095, 200 * 160).reshape(160, 200)).astype(np.uint16))
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+
+    driver = browser
+    driver.get(f"{app_url}/images?mode=motion")
+    body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    _poll(lambda: "Upload one or more images." in body(), timeout=120, what="the Images page")
+    upload = driver.find_element(By.CSS_SELECTOR, "input[type=file]")
+    upload.send_keys("\n".join(str(p) for p in (colour, grey16, empty)))
+    _poll(lambda: "empty.png: the image is empty (0 bytes)" in body(), timeout=90, what="the error for empty.png")
+    _poll(lambda: len(driver.find_elements(By.CSS_SELECTOR, "[data-testid=stImage]")) == 2, timeout=60,
+          what="two annotated images")
+    assert body().count("Annotated PNG") == 2 and "320x240" in body() and "200x160" in body()
+    assert "Traceback" not in body()
+    assert _get(f"{app_url}/_stcore/health")[1] == "ok"
+    _screenshot(driver, "images")

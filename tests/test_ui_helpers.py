@@ -310,3 +310,24 @@ def test_panel_lines_show_counters_and_the_result():
     assert lines[-1] == "timings: hand 6.0 ms, total 12.5 ms"
     assert result_lines(None) == ["no frame processed yet"]
     assert result_lines(FrameResult(mode="m")) == ["(nothing found in this frame)"]
+
+
+# ---- ICE servers: none by default, and streamlit-webrtc must not substitute a public STUN server ---------------------
+
+def test_no_ice_server_by_default_and_none_substituted(monkeypatch):
+    from aiortc import RTCIceServer
+    from streamlit_webrtc.component import _resolve_server_rtc_configuration, enhance_frontend_rtc_configuration
+
+    from stream_app.ui.live import rtc_configuration
+
+    monkeypatch.delenv("STREAM_APP_ICE_SERVERS", raising=False)
+    rtc = rtc_configuration()
+    assert rtc == {"iceServers": []}
+    # What the page hands to webrtc_streamer reaches both peers unchanged (None would mean Google's STUN server).
+    assert _resolve_server_rtc_configuration(rtc).iceServers == []
+    assert enhance_frontend_rtc_configuration(rtc)["iceServers"] == []
+
+    monkeypatch.setenv("STREAM_APP_ICE_SERVERS", '[{"urls": ["stun:127.0.0.1:3478"]}]')
+    rtc = rtc_configuration()
+    assert rtc == {"iceServers": [{"urls": ["stun:127.0.0.1:3478"]}]}
+    assert _resolve_server_rtc_configuration(rtc).iceServers == [RTCIceServer(urls=["stun:127.0.0.1:3478"])]
