@@ -331,3 +331,28 @@ def test_no_ice_server_by_default_and_none_substituted(monkeypatch):
     rtc = rtc_configuration()
     assert rtc == {"iceServers": [{"urls": ["stun:127.0.0.1:3478"]}]}
     assert _resolve_server_rtc_configuration(rtc).iceServers == [RTCIceServer(urls=["stun:127.0.0.1:3478"])]
+
+
+def test_live_session_closes_its_processor_when_dropped():
+    import gc
+
+    closed = []
+
+    class Threaded(Processor):
+        mode = "threaded"
+
+        def _process(self, frame, timestamp_s):
+            return FrameResult(mode=self.mode)
+
+        def close(self):
+            closed.append(self)
+
+    session = LiveSession(Threaded(None, live=True))
+    processor = session.processor
+    del session
+    gc.collect()
+    assert closed == [processor]
+    explicit = LiveSession(Threaded(None, live=True))
+    explicit.close()
+    explicit.close()  # once only
+    assert len(closed) == 2

@@ -17,6 +17,7 @@ import math
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -138,6 +139,13 @@ class ResultChannel:
             self._start = None
 
 
+def _close_quietly(processor: Any) -> None:
+    try:
+        processor.close()
+    except Exception:  # noqa: BLE001 - closing at garbage collection must never raise
+        traceback.print_exc()
+
+
 class LiveSession:
     """One browser session's processor for one mode, its lock and its channel.
 
@@ -148,6 +156,12 @@ class LiveSession:
         self.processor = processor
         self.lock = threading.Lock()
         self.channel = channel or ResultChannel()
+        # A live processor may run a background thread; when the browser session's state is dropped (Streamlit
+        # forgets closed sessions), this object goes with it and the processor is closed.
+        self._finalizer = weakref.finalize(self, _close_quietly, processor)
+
+    def close(self) -> None:
+        self._finalizer()
 
     def apply_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         """Apply the values that differ from the processor's settings; returns what changed."""

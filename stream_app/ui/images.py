@@ -54,7 +54,7 @@ def show(name: str, outcome: dict, spec, index: int) -> None:
         st.image(outcome["annotated"], caption=f"{outcome['size'][0]}x{outcome['size'][1]}, {spec.title}",
                  width="stretch")
     with right:
-        st.code("\n".join(result_lines(result)), language=None)
+        st.code("\n".join(result_lines(result)), language=None, wrap_lines=True)
         if result.top_k:
             import pandas as pd
 

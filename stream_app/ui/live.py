@@ -69,7 +69,7 @@ def panel(session: LiveSession, spec: ModeSpec, key: str) -> None:
     """The side panel: counters, current result, errors; a fragment that refreshes itself while frames flow."""
     snap = session.channel.snapshot()
     with st.container(key=f"{key}-panel", border=True):
-        st.code("\n".join(panel_lines(snap)), language=None)
+        st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
         result = snap.result
         if result is not None and result.letter is not None:
             st.metric("Letter", result.letter, f"{100 * (result.letter_score or 0):.0f}%", delta_color="off")
@@ -80,7 +80,7 @@ def panel(session: LiveSession, spec: ModeSpec, key: str) -> None:
             st.bar_chart(frame, x="class", y="probability", height=180, sort=False)
         if result is not None and result.text:
             st.markdown("**Spelled text**")
-            st.code(result.text, language=None)
+            st.code(result.text, language=None, wrap_lines=True)
         if snap.errors:
             st.error(f"{snap.errors} frame(s) failed; the raw frame was shown instead. Last error: {snap.last_error}")
         if snap.counts_rows:
