@@ -246,7 +246,7 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
         driver.switch_to.default_content()
 
 
-def test_camera_frames_hold_no_annotation_colours(camera_file):
+def test_camera_frames_hold_no_annotation_colours():
     """The check above means something: the raw camera frames have no near-black label box and no pure green."""
     from stream_app.synthetic import moving_shapes
 
