@@ -1,0 +1,73 @@
+"""Classify mode: whole-image class probabilities from a transfer-learned MobileNetV2 (:mod:`stream_app.classifier`).
+
+For still images (the image page: upload, bar chart, PNG report) and, as it is a per-frame classifier of a few
+milliseconds, for replayed and live video too. ``top_k`` holds every class of the model with its probability, most
+probable first; ``counts`` stays empty; ``text`` names the model and its version (``model <name> <version>``), which
+the caption shows and the report reads. The shipped default model is ``pneumonia`` (PneumoniaMNIST chest X-rays,
+normal vs pneumonia); any folder under ``models/classify/`` made by ``train classify`` can be chosen instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from stream_app.classifier.evaluate import add_evaluate_args, run_evaluate
+from stream_app.classifier.network import DEFAULT_MODEL, available_models, load_model, prepare
+from stream_app.classifier.report import NOTICE, model_text, render_report
+from stream_app.classifier.train import add_train_args, run_train
+from stream_app.processors.base import ModeSpec, Processor, setting
+from stream_app.results import FrameResult
+
+COLOUR_WARNING_LEVEL = 12.0  # mean |R-G| + |G-B| (0-255 scale) above which a grey model warns about a colour image
+
+
+@dataclass
+class ClassifySettings:
+    model: str = setting(DEFAULT_MODEL, "Model: a folder under models/classify/ (made by `train classify`)",
+                         choices=tuple(available_models()) or None)
+
+
+class ClassifyProcessor(Processor):
+    mode = "classify"
+
+    def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
+        t0 = time.perf_counter()
+        model = load_model(self.settings.model)
+        meta = model.meta
+        prepared = prepare(frame, meta)[None]
+        t1 = time.perf_counter()
+        probs = model.predict_prepared(prepared)[0]
+        t2 = time.perf_counter()
+        ranked = sorted(zip(meta.classes, probs.tolist()), key=lambda item: -item[1])
+        warning = None
+        if meta.colour == "grey":
+            small = frame[::4, ::4].astype(np.int16)
+            chroma = float(np.mean(np.abs(small[..., 0] - small[..., 1]) + np.abs(small[..., 1] - small[..., 2])))
+            if chroma > COLOUR_WARNING_LEVEL:
+                warning = "colour image: this model was trained on greyscale images"
+        return FrameResult(mode=self.mode, top_k=ranked, text=model_text(meta.name, meta.version), warning=warning,
+                           timings_ms={"prepare": (t1 - t0) * 1000, "classify": (t2 - t1) * 1000})
+
+
+def warm_up() -> None:
+    if DEFAULT_MODEL in available_models():
+        load_model(DEFAULT_MODEL)
+
+
+SPEC = ModeSpec(
+    name="classify",
+    title="Image classification",
+    description="Class probabilities for a whole image (default model: chest X-ray, normal vs pneumonia).",
+    processor_cls=ClassifyProcessor,
+    settings_cls=ClassifySettings,
+    add_evaluate_args=add_evaluate_args,
+    evaluate=run_evaluate,
+    add_train_args=add_train_args,
+    train=run_train,
+    warm_up=warm_up,
+    report=render_report,
+    notice=NOTICE,
+)
