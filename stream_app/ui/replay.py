@@ -171,10 +171,13 @@ def render() -> None:
                f"{info.duration_s:.1f} s, {info.codec}")
     if not common.warm_up(spec):
         return
-    file_tab, live_tab = st.tabs(["Process the file", "Live replay (WebRTC)"])
-    with file_tab:
+    # One view at a time (not tabs): a WebRTC component mounting in a hidden tab asks for a rerun, which would
+    # interrupt a file being processed in the same run.
+    view = st.radio("View", ["Process the file", "Live replay (WebRTC)"], horizontal=True, key="replay-view",
+                    label_visibility="collapsed")
+    if view == "Process the file":
         if st.button("Process", type="primary", key="replay-process"):
             process_file(path, info, spec, settings)
         show_output()
-    with live_tab:
+    else:
         live_replay(path, spec, settings)
