@@ -4,7 +4,6 @@ mode notice, the once-per-process warm-up and the per-session temporary folder. 
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -101,12 +100,9 @@ def create_processor(spec: ModeSpec, live: bool, settings: dict[str, Any]):
 
 
 def session_tmp(name: str) -> Path:
-    """A temporary folder for this browser session (uploads, outputs); removed when the server process exits."""
-    key = "_tmp_dirs"
-    dirs = st.session_state.setdefault(key, {})
-    if name not in dirs or not Path(dirs[name]).is_dir():
-        dirs[name] = tempfile.mkdtemp(prefix=f"stream_app_{name}_")
-        import atexit
-
-        atexit.register(shutil.rmtree, dirs[name], True)
-    return Path(dirs[name])
+    """A temporary folder for this browser session (uploads, outputs). It is a ``TemporaryDirectory`` held in the
+    session's state, so it is deleted when Streamlit drops the session (or the server exits)."""
+    dirs = st.session_state.setdefault("_tmp_dirs", {})
+    if name not in dirs or not Path(dirs[name].name).is_dir():
+        dirs[name] = tempfile.TemporaryDirectory(prefix=f"stream_app_{name}_")
+    return Path(dirs[name].name)
