@@ -1,0 +1,12 @@
+"""Fingerspelling: hand finding (MediaPipe Tasks), hand-crop and landmark classifiers, spelling logic, training and
+evaluation. The processor that plugs it into the app is :mod:`stream_app.processors.fingerspell`.
+
+- :mod:`.hands`: ``HandFinder`` (MediaPipe ``HandLandmarker``; VIDEO mode for streams, IMAGE mode with retries for
+  stills), the square crop, landmark features, left hands mirrored to right ones.
+- :mod:`.models`: the landmark MLP, the Spatial Transformer + MobileNetV2 crop classifier, their fusion, loading.
+- :mod:`.speller`: stable-time spelling, double letters, space/delete/clear, J and Z from motion.
+- :mod:`.data`: the hand-finder cache of the shared data sets (outside the repository).
+- :mod:`.train`, :mod:`.evaluate`: the ``train fingerspell`` / ``evaluate fingerspell`` commands.
+"""
+
+LETTERS = tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
