@@ -238,20 +238,22 @@ def test_live_mode_never_waits_for_the_detector_and_resets_counts(shared_data):
     sample = next(s for s in load_split(shared_data("bccd"), "test") if (s.labels == 1).sum() == 1)
     frame = sample.load()
     proc = create_processor("leukocyte", live=True)
-    proc.process(frame, 0.0)  # loads the model, starts the worker
-    times, found = [], False
-    deadline = time.monotonic() + 30
-    i = 1
-    while time.monotonic() < deadline and not found:
-        t0 = time.perf_counter()
-        result = proc.process(frame, i / 30)
-        times.append(time.perf_counter() - t0)
-        found = result.counts["WBC unique"] >= 1 and result.counts["WBC in view"] >= 1
-        i += 1
-        time.sleep(0.01)
-    assert found
-    assert any(d.track_id is not None for d in result.detections if d.label == "WBC")
-    assert np.median(times) < 0.03  # frames flow while the detector works in the background
-    proc.actions()["Reset counts"]()
-    assert proc.process(frame, i / 30).counts["WBC unique"] == 0
-    proc.close()
+    try:
+        proc.process(frame, 0.0)  # loads the model, starts the worker
+        times, found = [], False
+        deadline = time.monotonic() + 30
+        i = 1
+        while time.monotonic() < deadline and not found:
+            t0 = time.perf_counter()
+            result = proc.process(frame, i / 30)
+            times.append(time.perf_counter() - t0)
+            found = result.counts["WBC unique"] >= 1 and result.counts["WBC in view"] >= 1
+            i += 1
+            time.sleep(0.01)
+        assert found
+        assert any(d.track_id is not None for d in result.detections if d.label == "WBC")
+        assert np.median(times) < 0.03  # frames flow while the detector works in the background
+        proc.actions()["Reset counts"]()
+        assert proc.process(frame, i / 30).counts["WBC unique"] == 0
+    finally:
+        proc.close()

@@ -7,6 +7,7 @@ infer, and return boxes in the ORIGINAL frame's pixels.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,9 +78,50 @@ def weights_for(input_kind: str) -> Path:
     return WEIGHTS[input_kind]
 
 
+class OnnxDetector(Detector):
+    """The same detector exported to ONNX (:mod:`stream_app.leukocyte.export`), run by ONNX Runtime."""
+
+    def __init__(self, session, cfg: DetectorConfig) -> None:
+        super().__init__(None, cfg)
+        self.session = session
+
+    def __call__(self, frame: np.ndarray) -> Detections:
+        t0 = time.perf_counter()
+        image, scale = self.prepare(frame)
+        tensor = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
+        t1 = time.perf_counter()
+        boxes, labels, scores = self.session.run(None, {"image": tensor})
+        t2 = time.perf_counter()
+        boxes = boxes.astype(np.float32) / scale
+        h, w = frame.shape[:2]
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        return Detections(boxes, labels.astype(np.int64), scores.astype(np.float32),
+                          {"preprocess": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000})
+
+
+def backend() -> str:
+    """``onnx`` (default when the .onnx file and onnxruntime are present) or ``torch``; STREAM_APP_LEUKOCYTE_BACKEND
+    forces one."""
+    return os.environ.get("STREAM_APP_LEUKOCYTE_BACKEND", "onnx").lower()
+
+
 @lru_cache(maxsize=4)
-def shared_detector(path: str) -> Detector:
-    """One detector per weights file per process, shared by every stream."""
+def shared_detector(path: str, kind: str | None = None) -> Detector:
+    """One detector per weights file per process, shared by every stream. ``kind``: "torch" or "onnx" (default
+    :func:`backend`; falls back to torch when there is no ONNX file next to the weights)."""
     torch.set_num_threads(min(2, torch.get_num_threads()))
     model, cfg = load_detector(path)
+    onnx_path = Path(path).with_suffix(".onnx")
+    if (kind or backend()) == "onnx" and onnx_path.is_file():
+        try:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = 2
+            options.inter_op_num_threads = 1
+            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+            return OnnxDetector(session, cfg)
+        except Exception:  # noqa: BLE001 - fall back to torch, which needs nothing more
+            pass
     return Detector(model, cfg)

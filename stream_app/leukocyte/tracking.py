@@ -73,6 +73,7 @@ class Track:
     hits: int = 1
     missed: int = 0
     counted: bool = False
+    hit_now: bool = False  # matched in the current round
 
 
 @dataclass
@@ -112,11 +113,11 @@ class CellCounter:
                         self._hit(self.tracks[r], slide[c], float(scores[c]))
                         matched_det.add(c)
             for t in self.tracks:
-                if not getattr(t, "_hit_now", False):
+                if not t.hit_now:
                     # only a cell that should be visible can be missed; one panned out of view simply waits
                     if _in_view(t.box + shift, w, h):
                         t.missed += 1
-                t._hit_now = False  # type: ignore[attr-defined]
+                t.hit_now = False
             gone = [t for t in self.tracks if t.missed > self.max_missed or not _in_view(t.box + shift, w, h, 0.0)]
             self.tracks = [t for t in self.tracks if t not in gone]
             self.memory.extend(t for t in gone if t.counted)
@@ -126,7 +127,7 @@ class CellCounter:
                 revived = self._recall(slide[c])
                 if revived is not None:
                     self._hit(revived, slide[c], float(scores[c]))
-                    revived._hit_now = False  # type: ignore[attr-defined]
+                    revived.hit_now = False
                     revived.missed = 0
                     self.tracks.append(revived)
                     continue
@@ -140,7 +141,7 @@ class CellCounter:
         track.score = score
         track.hits += 1
         track.missed = 0
-        track._hit_now = True  # type: ignore[attr-defined]
+        track.hit_now = True
         self._confirm(track)
 
     def _confirm(self, track: Track) -> None:

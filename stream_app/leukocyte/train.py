@@ -114,6 +114,7 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--init", default=None, help="start from these trained weights (continue a run)")
     parser.add_argument("--out", default=None, help="weights file (default: models/leukocyte/detector_<input>.pt)")
 
 
@@ -130,14 +131,33 @@ def train(args: argparse.Namespace) -> int:
     val_images = [s.load() for s in val_set]
     cfg = DetectorConfig(backbone=args.backbone, input=args.input, min_size=args.min_size, max_size=args.max_size,
                          clahe_clip=args.clahe_clip, clahe_grid=args.clahe_grid)
-    model = build_detector(cfg, pretrained_backbone=args.backbone != "resnet50_fpn")
+    if args.init:
+        from stream_app.leukocyte.model import load_detector
+
+        model, init_cfg = load_detector(args.init)
+        if (init_cfg.backbone, init_cfg.input) != (cfg.backbone, cfg.input):
+            raise ValueError(f"--init {args.init} is a {init_cfg.backbone}/{init_cfg.input} model, not {cfg.backbone}/{cfg.input}")
+        cfg = init_cfg
+        if cfg.input == "rgb":  # load_detector does not know about training: freeze the stem again
+            for layer in model.backbone.body[:2]:
+                for p in layer.parameters():
+                    p.requires_grad_(False)
+    else:
+        model = build_detector(cfg, pretrained_backbone=args.backbone != "resnet50_fpn")
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=1e-4)
     out = Path(args.out) if args.out else WEIGHTS[args.input]
     budget_s = args.max_minutes * 60.0
     start = time.perf_counter()
-    warmup, step = 50, 0
+    warmup, step = (10 if args.init else 50), 0
     best, best_key, history = None, None, []
+    if args.init:  # only an improvement on the starting point is saved
+        model.eval()
+        start_metrics = evaluate_samples(Detector(model, cfg), val_set, val_images)
+        w0 = start_metrics["per_class"]["WBC"]
+        best_key = (w0["ap50"], w0["ap50_95"], start_metrics["map50"])
+        best = {"epoch": 0, "val": start_metrics}
+        log.info("start point %s: val WBC ap50 %.4f ap50_95 %.4f map50 %.4f", args.init, *best_key)
     log.info("training %s input=%s on %d images (val %d), budget %.1f min", cfg.backbone, cfg.input,
              len(train_set), len(val_set), args.max_minutes)
     for epoch in range(args.epochs):

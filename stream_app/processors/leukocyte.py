@@ -143,7 +143,8 @@ class LeukocyteProcessor(Processor):
         s = self.settings
         labels, scores, boxes = detections.labels, detections.scores, detections.boxes
         wbc = (labels == 1) & (scores >= s.wbc_threshold)
-        self._counter.update(boxes[wbc], scores[wbc], offset, size)
+        wbc_boxes, wbc_scores = _suppress_nested(boxes[wbc], scores[wbc])
+        self._counter.update(wbc_boxes, wbc_scores, offset, size)
         shift = np.array([offset[0], offset[1], offset[0], offset[1]])
         others = []
         for label_id, name, threshold, show in ((2, "RBC", s.rbc_threshold, True),
@@ -209,6 +210,25 @@ class LeukocyteProcessor(Processor):
             if (name == "RBC" and s.show_rbc) or (name == "Platelets" and s.show_platelets):
                 dets.append(Detection(name, score, tuple(float(v) for v in (box + shift) / scale)))
         return FrameResult(mode=self.mode, detections=dets, counts=counts)
+
+
+def _suppress_nested(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6):
+    """Drop a WBC box that mostly lies inside a higher-scoring one (one cell seen twice must not count twice)."""
+    order = np.argsort(-scores)
+    kept: list[int] = []
+    for i in order:
+        x1, y1, x2, y2 = boxes[i]
+        area = max(1e-6, (x2 - x1) * (y2 - y1))
+        nested = False
+        for j in kept:
+            a1, b1, a2, b2 = boxes[j]
+            inter = max(0.0, min(x2, a2) - max(x1, a1)) * max(0.0, min(y2, b2) - max(y1, b1))
+            if inter / min(area, max(1e-6, (a2 - a1) * (b2 - b1))) > overlap:
+                nested = True
+                break
+        if not nested:
+            kept.append(int(i))
+    return boxes[kept].reshape(-1, 4), scores[kept]
 
 
 # ---- CLI hooks and bench ------------------------------------------------------------------------------------------
