@@ -4,8 +4,8 @@ Recipe (the reference Pap-smear study's, on a network that runs on a CPU):
 
 1. **Frozen backbone**: the ImageNet features of every training and validation image are computed once, and only the
    new head (dropout + linear) is trained on them, early-stopped on validation loss.
-2. **Fine-tuning**: every layer trains (AdamW, learning rate cut by 3x when validation loss stalls) on augmented
-   images (small random rotation, scale, shift, brightness/contrast; mirror with ``--hflip``).
+2. **Fine-tuning**: every layer trains (AdamW, cosine learning-rate decay over the epochs that fit in
+   ``--max-minutes``) on augmented images (small random rotation, scale, shift, brightness/contrast; mirror with ``--hflip``).
 3. **Early stopping** on validation loss (``--patience`` epochs without improvement); the best checkpoint (lowest
    validation loss over both stages) is written to ``--out`` whenever it improves, so a run cut short by
    ``--max-minutes`` still leaves the best model so far.
@@ -271,20 +271,27 @@ def run_train(args: argparse.Namespace) -> int:
         _log(f"head stage: {epoch} epochs, best epoch {head_best['epoch']}")
         consider("head", head_best["epoch"], head_best["train_loss"])
 
-    # Stage 2: fine-tune every layer on augmented images.
+    # Stage 2: fine-tune every layer on augmented images. The learning rate follows a cosine from --lr down to
+    # 5 % of it over the planned epochs; after the first epoch the plan shrinks to what fits in --max-minutes.
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=1 / 3, patience=1)
+    steps_per_epoch = max(1, math.ceil(len(x_train) / args.batch_size))
+    planned, step = args.epochs, 0
     stale, out_of_time = 0, time.monotonic() > deadline
+    stage_start = time.monotonic()
     for epoch in range(1, args.epochs + 1):
-        if out_of_time:
+        if out_of_time or epoch > planned:
             break
         net.train()
         order = torch.randperm(len(x_train), generator=generator).numpy()
         total, seen = 0.0, 0
         for i in range(0, len(order), args.batch_size):
             idx = np.sort(order[i:i + args.batch_size])
+            step += 1
             if len(idx) < 2:
                 continue  # BatchNorm needs two images
+            progress = min(1.0, (step - 1) / (planned * steps_per_epoch))
+            for group in opt.param_groups:
+                group["lr"] = args.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
             x = normalise(_augment(_as_float(x_train[idx]), generator, args.hflip), meta)
             loss = F.cross_entropy(net(x), y_train[idx], weight=weights)
             opt.zero_grad()
@@ -299,7 +306,12 @@ def run_train(args: argparse.Namespace) -> int:
         if seen == 0:
             break
         improved = consider("fine-tune", epoch, total / seen)
-        scheduler.step(history[-1]["val_loss"])
+        if epoch == 1:
+            per_epoch = time.monotonic() - stage_start
+            fits = 1 + int(max(0.0, deadline - time.monotonic()) // per_epoch)
+            if fits < planned:
+                planned = max(1, fits)
+                _log(f"an epoch takes {per_epoch / 60:.1f} min: {planned} fine-tuning epochs fit in --max-minutes")
         stale = 0 if improved else stale + 1
         if stale >= args.patience:
             _log(f"early stop: no better val loss for {args.patience} epochs")
@@ -330,7 +342,7 @@ def run_train(args: argparse.Namespace) -> int:
     (out / "training.json").write_text(json.dumps({"command": _command_line(args), "split_sizes": sizes,
                                                    "history": history, **summary}, indent=1) + "\n")
     write_model_card(out, meta, _command_line(args), data_desc, sizes, eval_split, eval_cmd, metrics, val_metrics,
-                     history, best, train_minutes)
+                     history, best, train_minutes, args.threads)
     print(json.dumps(summary))
     return 0
 
@@ -344,7 +356,7 @@ def _metrics_table(metrics: dict) -> str:
 
 def write_model_card(out: Path, meta: ModelMeta, command: str, data_desc: str, sizes: dict, eval_split: str,
                      eval_cmd: str, metrics: dict, val_metrics: dict, history: list, best: dict,
-                     train_minutes: float) -> None:
+                     train_minutes: float, threads: int = 2) -> None:
     auc = "n/a" if metrics["auc"] is None else f"{metrics['auc']:.4f}"
     split_lines = "\n".join(f"- {name}: {sum(c)} images, per class {dict(zip(meta.classes, c))}"
                             for name, c in sizes.items())
@@ -368,10 +380,11 @@ resized to {meta.input_size}x{meta.input_size}, ImageNet mean/std{'; prediction 
 ```
 - Data: {data_desc}
 {split_lines}
-- Recipe: head only on frozen ImageNet features, then all layers fine-tuned with augmentation (rotation +-10 deg,
+- Recipe: head only on frozen ImageNet features, then all layers fine-tuned (AdamW, cosine learning-rate decay)
+  with augmentation (rotation +-10 deg,
   scale +-10 %, shift +-8 %, brightness/contrast{', mirroring' if meta.hflip_tta else ''}); cross-entropy weighted by
   inverse class frequency; early stopping on validation loss; best checkpoint kept: {best['stage']} epoch
-  {best['epoch']} (val loss {best['loss']:.4f}). Training took {train_minutes:.1f} min on 2 CPU threads.
+  {best['epoch']} (val loss {best['loss']:.4f}). Training took {train_minutes:.1f} min on {threads} CPU threads.
 
 | stage | epoch | train loss | val loss | val accuracy | minutes |
 | --- | --- | --- | --- | --- | --- |
