@@ -88,6 +88,8 @@ class FingerspellProcessor(Processor):
         return finder
 
     def update_settings(self, **changes) -> None:
+        if "model" in changes and changes["model"] not in MODEL_CHOICES:
+            raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {changes['model']!r}")
         super().update_settings(**changes)
         s = self.settings
         self.speller.stable_s, self.speller.release_s, self.speller.min_confidence = (
