@@ -200,7 +200,7 @@ def test_panned_slide_unique_wbc_count_within_5_percent(shared_data, tmp_path):
     truth = _slide_video(shared_data("bccd"), tmp_path / "slide.mp4")
     jsonl = tmp_path / "out.jsonl"
     run = subprocess.run([sys.executable, "-m", "stream_app", "process", str(tmp_path / "slide.mp4"), "--mode",
-                          "leukocyte", "--jsonl", str(jsonl), "--set", "detect_every=2"],
+                          "leukocyte", "--jsonl", str(jsonl), "--set", "detect_every=3"],
                          capture_output=True, text=True, cwd=ROOT, timeout=900)
     assert run.returncode == 0, run.stderr
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]

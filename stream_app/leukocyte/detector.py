@@ -20,7 +20,7 @@ import torch
 from stream_app.config import MODELS_DIR
 from stream_app.frames import check_frame
 from stream_app.leukocyte.model import CLASSES, DetectorConfig, load_detector
-from stream_app.leukocyte.preprocess import model_input
+from stream_app.leukocyte.preprocess import model_input, normalise_stain
 
 MODEL_DIR = MODELS_DIR / "leukocyte"
 WEIGHTS = {"rgb": MODEL_DIR / "detector_rgb.pt", "clahe_lab": MODEL_DIR / "detector_clahe_lab.pt"}
@@ -47,19 +47,23 @@ class Detector:
         """Scale from the original frame to what the network sees (the model's min/max size rule)."""
         return min(self.cfg.min_size / min(h, w), self.cfg.max_size / max(h, w))
 
-    def prepare(self, frame: np.ndarray) -> tuple[np.ndarray, float]:
-        """Resize (never up by more than the model's rule) and convert to the model's input; returns (image, scale)."""
+    def prepare(self, frame: np.ndarray, normalise: bool = False) -> tuple[np.ndarray, float]:
+        """Resize (never up by more than the model's rule), optionally match the stain to the training smears
+        (:func:`~stream_app.leukocyte.preprocess.normalise_stain`), and convert to the model's input; returns
+        (image, scale)."""
         check_frame(frame)
         h, w = frame.shape[:2]
         scale = self.network_size(h, w)
         size = (max(2, round(w * scale)), max(2, round(h * scale)))
         small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        if normalise:
+            small = normalise_stain(small)
         return model_input(small, self.cfg.input, self.cfg.clahe_clip, self.cfg.clahe_grid), scale
 
     @torch.inference_mode()
-    def __call__(self, frame: np.ndarray) -> Detections:
+    def __call__(self, frame: np.ndarray, normalise: bool = False) -> Detections:
         t0 = time.perf_counter()
-        image, scale = self.prepare(frame)
+        image, scale = self.prepare(frame, normalise)
         tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
         t1 = time.perf_counter()
         out = self.model([tensor])[0]
@@ -85,9 +89,9 @@ class OnnxDetector(Detector):
         super().__init__(None, cfg)
         self.session = session
 
-    def __call__(self, frame: np.ndarray) -> Detections:
+    def __call__(self, frame: np.ndarray, normalise: bool = False) -> Detections:
         t0 = time.perf_counter()
-        image, scale = self.prepare(frame)
+        image, scale = self.prepare(frame, normalise)
         tensor = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
         t1 = time.perf_counter()
         boxes, labels, scores = self.session.run(None, {"image": tensor})

@@ -61,12 +61,14 @@ def coco_ap(ground_truth: list[tuple[np.ndarray, np.ndarray]], predictions: list
     return out
 
 
-def image_level(truth: list[bool], predicted: list[bool]) -> dict:
-    """Accuracy, precision, recall, F1 of "this image holds a WBC"."""
+def image_level(truth: list[bool], predicted: list[bool], ids: list[str] | None = None) -> dict:
+    """Accuracy, precision, recall, F1 of "this image holds a WBC" (plus the ids of the wrong images)."""
     t, p = np.asarray(truth, bool), np.asarray(predicted, bool)
     tp, fp, fn = int((t & p).sum()), int((~t & p).sum()), int((t & ~p).sum())
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"accuracy": round(float((t == p).mean()) if len(t) else 0.0, 4), "precision": round(precision, 4),
-            "recall": round(recall, 4), "f1": round(f1, 4), "false_positive_images": fp, "missed_images": fn}
+            "recall": round(recall, 4), "f1": round(f1, 4), "false_positive_images": fp, "missed_images": fn,
+            **({"false_positive_ids": [i for i, a, b in zip(ids, t, p) if b and not a],
+                "missed_ids": [i for i, a, b in zip(ids, t, p) if a and not b][:20]} if ids is not None else {})}

@@ -11,6 +11,9 @@ Shapes and values (all functions are pure; input is never modified):
 * ``rgb_to_lab(image)``: HxWx3 uint8 RGB -> HxWx3 uint8 OpenCV 8-bit CIELAB: ``L*255/100`` in channel 0,
   ``a+128`` and ``b+128`` in channels 1 and 2.
 * ``clahe_lab(image, clip, grid)`` = ``rgb_to_lab(clahe_rgb(...))``.
+* ``normalise_stain(image)``: HxWx3 uint8 RGB -> same: Reinhard colour transfer, i.e. each CIELAB channel's mean and
+  spread matched to those of the BCCD training smears (gain capped at ``max_gain``). A training-free step that makes a
+  faint or differently stained smear look like the stain the detectors were trained on; optional, before CLAHE.
 * ``faint(image, strength)``: HxWx3 uint8 RGB -> same shape: a pale, low-contrast, nearly colourless version
   (what an unstained or under-stained smear under bright illumination looks like).
 """
@@ -46,6 +49,26 @@ def rgb_to_lab(image: np.ndarray) -> np.ndarray:
 def clahe_lab(image: np.ndarray, clip: float = 2.0, grid: int = 8) -> np.ndarray:
     """The paper's input: CLAHE per RGB channel, then CIELAB. HxWx3 uint8 in, HxWx3 uint8 out."""
     return rgb_to_lab(clahe_rgb(image, clip, grid))
+
+
+# Mean and standard deviation of CIELAB (float: L 0-100, a, b) over BCCD's 205 training images (per-image values,
+# averaged); computed with OpenCV on the train split only.
+REFERENCE_LAB_MEAN = np.array([73.31, 4.93, -1.05], np.float32)
+REFERENCE_LAB_STD = np.array([7.94, 8.55, 10.77], np.float32)
+
+
+def normalise_stain(image: np.ndarray, max_gain: float = 6.0) -> np.ndarray:
+    """Reinhard et al. (2001) colour transfer to the BCCD training stain: per CIELAB channel,
+    ``(x - mean) / std * ref_std + ref_mean``, with the scale capped at ``max_gain`` so a nearly flat channel is not
+    blown up into noise."""
+    check_frame(image)
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    flat = lab.reshape(-1, 3)
+    mean, std = flat.mean(axis=0), flat.std(axis=0)
+    gain = np.minimum(REFERENCE_LAB_STD / np.maximum(std, 1e-3), max_gain)
+    lab = (lab - mean) * gain + REFERENCE_LAB_MEAN
+    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def model_input(image: np.ndarray, kind: str, clip: float = 2.0, grid: int = 8) -> np.ndarray:

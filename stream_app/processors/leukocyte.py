@@ -2,8 +2,8 @@
 
 Pipeline per frame: downscale to at most ``max_side`` (4K input stays cheap; boxes come back in original pixels) ->
 slide motion by phase correlation (:mod:`stream_app.leukocyte.tracking`) -> detector (Faster R-CNN on MobileNetV2,
-:mod:`stream_app.leukocyte.model`; RGB input, or the paper's CLAHE + CIELAB input with the "faint / unstained smear"
-setting) -> WBC tracks in slide coordinates.
+:mod:`stream_app.leukocyte.model`; by default on the paper's CLAHE + CIELAB input, which also serves faint / unstained
+smears; ``clahe_lab=False`` picks the plain-RGB model) -> WBC tracks in slide coordinates.
 
 * ``live=False`` (files, CLI, tests): the detector runs synchronously on every ``detect_every``-th frame, so results
   are deterministic.
@@ -35,8 +35,10 @@ NOTICE = "Research prototype: not a diagnostic device."
 
 @dataclass
 class LeukocyteSettings:
-    faint_smear: bool = setting(False, "Faint / unstained smear: CLAHE on each RGB channel + CIELAB, and the model "
-                                       "trained on that input")
+    clahe_lab: bool = setting(True, "CLAHE on each RGB channel + CIELAB (the paper's preprocessing, for faint / "
+                                    "unstained smears too) and the model trained on it; off: the plain-RGB model")
+    stain_normalise: bool = setting(False, "First match the smear's colours to the training stain (Reinhard colour "
+                                           "transfer): for faint, unstained or differently stained smears")
     wbc_threshold: float = setting(0.5, "Lowest WBC score shown and counted", min=0.05, max=0.99, step=0.01)
     rbc_threshold: float = setting(0.5, "Lowest RBC score shown", min=0.05, max=0.99, step=0.01)
     platelet_threshold: float = setting(0.4, "Lowest platelet score shown", min=0.05, max=0.99, step=0.01)
@@ -62,6 +64,7 @@ class LeukocyteProcessor(Processor):
         self._frame_index = 0
         self._others: list[tuple[str, float, np.ndarray]] = []  # RBC/platelets of the last round (slide coords)
         self._last_detect_ms = 0.0
+        self.detection_rounds = 0  # detector results used so far (live: fresh detections)
         # background worker (live only)
         self._job: tuple | None = None
         self._done: tuple | None = None
@@ -75,7 +78,7 @@ class LeukocyteProcessor(Processor):
     def _detector(self):
         from stream_app.leukocyte.detector import shared_detector, weights_for
 
-        return shared_detector(str(weights_for("clahe_lab" if self.settings.faint_smear else "rgb")))
+        return shared_detector(str(weights_for("clahe_lab" if self.settings.clahe_lab else "rgb")))
 
     def update_settings(self, **changes) -> None:
         with self._lock:
@@ -107,8 +110,7 @@ class LeukocyteProcessor(Processor):
 
     # ---- detection --------------------------------------------------------------------------------------------
     def _detect(self, small: np.ndarray):
-        detections = self._detector()(small)
-        return detections
+        return self._detector()(small, normalise=self.settings.stain_normalise)
 
     def _worker(self) -> None:
         while True:
@@ -141,6 +143,7 @@ class LeukocyteProcessor(Processor):
 
     def _integrate(self, detections, offset: np.ndarray, size: tuple[int, int]) -> None:
         s = self.settings
+        self.detection_rounds += 1
         labels, scores, boxes = detections.labels, detections.scores, detections.boxes
         wbc = (labels == 1) & (scores >= s.wbc_threshold)
         wbc_boxes, wbc_scores = _suppress_nested(boxes[wbc], scores[wbc])
@@ -271,8 +274,8 @@ def _bench_extra(frames) -> dict:
 def _warm_up() -> None:
     from stream_app.leukocyte.detector import shared_detector, weights_for
 
-    detector = shared_detector(str(weights_for("rgb")))
-    detector(np.zeros((480, 640, 3), np.uint8))
+    for kind in ("clahe_lab", "rgb"):
+        shared_detector(str(weights_for(kind)))(np.zeros((480, 640, 3), np.uint8))
 
 
 SPEC = ModeSpec(
