@@ -17,7 +17,8 @@ import pytest
 from stream_app.frames import to_rgb8
 from stream_app.leukocyte import baseline
 from stream_app.leukocyte.bench import synthetic_smear
-from stream_app.leukocyte.preprocess import clahe_lab, clahe_rgb, faint, rgb_to_lab
+from stream_app.leukocyte.preprocess import (REFERENCE_LAB_MEAN, REFERENCE_LAB_STD, clahe_lab, clahe_rgb, faint,
+                                             normalise_stain, rgb_to_lab)
 from stream_app.leukocyte.tracking import CellCounter, SlideMotion, iou_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,19 @@ def test_faint_transform_is_pale_and_colourless():
     assert pale.astype(float).std() < 0.5 * smear.astype(float).std()
     assert pale.mean() > smear.mean()
     assert np.array_equal(faint(smear, 0.0), smear)
+
+
+def test_stain_normalisation_brings_a_faint_smear_back_to_the_training_stain():
+    pale = faint(synthetic_smear(320, 240, seed=5), 0.7)
+    fixed = normalise_stain(pale)
+    assert fixed.shape == pale.shape and fixed.dtype == np.uint8
+    lab = cv2.cvtColor(fixed.astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3)
+    pale_std = cv2.cvtColor(pale.astype(np.float32) / 255, cv2.COLOR_RGB2LAB).reshape(-1, 3).std(axis=0)
+    assert np.allclose(lab.mean(axis=0), REFERENCE_LAB_MEAN, atol=3.0)
+    # each channel's spread goes to the reference, unless the 6x gain cap stops a nearly flat channel
+    assert np.allclose(lab.std(axis=0), np.minimum(REFERENCE_LAB_STD, 6.0 * pale_std), rtol=0.3)
+    sat = lambda im: cv2.cvtColor(im, cv2.COLOR_RGB2HSV)[..., 1].mean()  # noqa: E731
+    assert sat(fixed) > 2 * sat(pale)
 
 
 def test_baseline_finds_the_stained_nucleus_on_a_generated_smear():
@@ -124,6 +138,22 @@ def test_detector_finds_the_wbc_on_bccd_test_images(shared_data):
         truth = sample.boxes[sample.labels == 1]
         assert len(wbc) >= 1, sample.image_id
         assert iou_matrix(truth, wbc).max(axis=1).min() >= 0.5, sample.image_id
+
+
+@needs_weights
+def test_onnx_runtime_and_torch_agree_on_the_wbc(shared_data):
+    from stream_app.leukocyte.data import load_split
+    from stream_app.leukocyte.detector import OnnxDetector, shared_detector
+
+    path = ROOT / "models" / "leukocyte" / "detector_clahe_lab.pt"
+    onnx = shared_detector(str(path), "onnx")
+    if not isinstance(onnx, OnnxDetector):
+        pytest.skip("no ONNX file or onnxruntime")
+    sample = next(s for s in load_split(shared_data("bccd"), "test") if (s.labels == 1).sum() == 1)
+    a, b = shared_detector(str(path), "torch")(sample.load()), onnx(sample.load())
+    wa, wb = a.boxes[(a.labels == 1) & (a.scores >= 0.5)], b.boxes[(b.labels == 1) & (b.scores >= 0.5)]
+    assert len(wa) == len(wb) == 1
+    assert np.abs(wa - wb).max() < 3.0
 
 
 def _write_voc(root: Path, items: list[tuple[str, np.ndarray, list[tuple[str, tuple]]]]) -> None:
