@@ -76,6 +76,15 @@ def _poll(condition, timeout: float, interval: float = 0.5, what: str = "conditi
                          + (f" ({last_exc!r})" if last_exc else "") + detail)
 
 
+def _click_in_component(driver, label: str) -> None:
+    """Click a button (START / STOP) inside the webrtc_streamer iframe."""
+    driver.switch_to.frame(_poll(lambda: _component_iframe(driver), timeout=60, what="the webrtc_streamer iframe"))
+    try:
+        _poll(lambda: _button(driver, label), timeout=60, what=f"the {label} button").click()
+    finally:
+        driver.switch_to.default_content()
+
+
 def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.status, response.read().decode("utf-8", "replace")
@@ -201,12 +210,7 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
     _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
     assert "Motion" in driver.find_element(By.TAG_NAME, "body").text
 
-    iframe = _poll(lambda: _component_iframe(driver), timeout=60, what="the webrtc_streamer iframe")
-    driver.switch_to.frame(iframe)
-    start = _poll(lambda: _button(driver, "START"), timeout=60,
-                  what="the START button")
-    start.click()
-    driver.switch_to.default_content()
+    _click_in_component(driver, "START")
 
     def processed() -> re.Match | None:
         text = _panel_text(driver, "live")
@@ -216,7 +220,16 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
             return text
         return None
 
-    text = _poll(processed, timeout=180, interval=1.0, what=f">= {MIN_FRAMES} processed frames with motion found")
+    try:
+        text = _poll(processed, timeout=90, interval=1.0, what=f">= {MIN_FRAMES} processed frames with motion found")
+    except AssertionError:
+        # A cold first start (fresh browser profile, first WebRTC negotiation) has once left the connection idle:
+        # stop and start once more before judging; a second failure fails the test.
+        print(f"[browser test] no frames after 90 s; restarting the stream. Panel:\n{_panel_text(driver, 'live')}")
+        _click_in_component(driver, "STOP")
+        _click_in_component(driver, "START")
+        text = _poll(processed, timeout=120, interval=1.0, what=f">= {MIN_FRAMES} processed frames with motion found",
+                     context=lambda: _panel_text(driver, "live"))
     assert re.search(r"^errors: 0$", text, re.M), text
     fps = float(re.search(r"^fps: ([\d.]+)$", text, re.M).group(1))
     latency = re.search(r"^latency \(callback, median\): (.*)$", text, re.M).group(1)

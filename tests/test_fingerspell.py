@@ -269,6 +269,33 @@ def test_several_hands_reads_the_larger_one_and_warns(shared_data):
 
 @needs_bundle
 @needs_model
+def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(shared_data):
+    """Streams track one hand (cheap); the several-hands check every 15 frames must still notice a second hand."""
+    from stream_app.processors import create_processor
+
+    image = rf_photo(shared_data(RF_TEST), "B19")
+    one = np.full((416, 416 + 320, 3), 110, np.uint8)
+    one[:, :416] = image
+    two = one.copy()
+    two[58:358, 426:726] = cv2.resize(image[:, ::-1], (300, 300))
+    proc = create_processor("fingerspell")
+    try:
+        first = [proc.process(one, i / 30) for i in range(5)]
+        assert all(r.counts["hands"] == 1 and r.warning is None for r in first)
+        later = [proc.process(two, (5 + i) / 30) for i in range(30)]
+        warned = [i for i, r in enumerate(later) if r.warning == "2 hands: reading the larger one"]
+        assert warned and warned[0] < 15, [r.counts for r in later]
+        # from then on every frame sees both hands and reads the big one on the left
+        assert all(r.counts["hands"] == 2 for r in later[warned[0]:])
+        assert all(max(x for x, _ in r.landmarks) < 416 for r in later[warned[0]:])
+        back = [proc.process(one, (35 + i) / 30) for i in range(40)]
+        assert all(r.counts["hands"] == 1 for r in back[-10:])
+    finally:
+        proc.close()
+
+
+@needs_bundle
+@needs_model
 def test_stream_spells_a_held_letter(shared_data):
     from stream_app.processors import create_processor
 

@@ -235,6 +235,7 @@ def test_panned_slide_unique_wbc_count_within_5_percent(shared_data, tmp_path):
     assert run.returncode == 0, run.stderr
     records = [json.loads(line) for line in jsonl.read_text().splitlines()]
     counted = records[-1]["counts"]["WBC unique"]
+    print(f"[panned slide] {len(records)} frames, unique WBC counted {counted}, truth {truth}")
     assert abs(counted - truth) <= 0.05 * truth, (counted, truth)
     assert json.loads(run.stdout)["counts"]["WBC unique"] == counted
     ids = {d["track_id"] for r in records for d in r["detections"] if d["label"] == "WBC"}

@@ -5,7 +5,11 @@ tracking (VIDEO) mode on 2 cores, and works fully offline from the ``hand_landma
 ``config.VENDOR_DIR`` (see ``../shared/design.md``). mediapipe >= 0.10.30 has no ``solutions`` API, hence Tasks.
 
 - Streams (``timestamp_s`` given) use VIDEO mode: MediaPipe tracks the hand between frames, timestamps (ms) must
-  strictly increase, so each processor owns its own landmarker.
+  strictly increase, so each processor owns its own landmarkers. MediaPipe skips its palm detector only while it
+  tracks as many hands as it was asked for, so a two-hand landmarker pays the detector (~35 ms) on every frame with
+  one hand in view. Streams therefore track ONE hand (~13 ms) and, every ``census_every`` frames, also run a
+  two-hand landmarker; when that sees several hands, it serves every frame until it has seen one hand or none for
+  ``census_every`` frames in a row.
 - Stills (``timestamp_s is None``) use IMAGE mode with retries when nothing is found: the image padded with a black
   border (hands filling the frame or cut out on black, as in the Massey set, defeat the palm detector otherwise),
   padded by edge replication, a larger copy for big images, and the mirrored image.
@@ -17,7 +21,8 @@ tracking (VIDEO) mode on 2 cores, and works fully offline from the ``hand_landma
   image; in the unflipped Roboflow valid and test photos 83-84% of the hands get the label "Right" (hand-finder cache),
   so "Left" is the one that is mirrored.)
 - Several hands: the signing hand is the LARGEST one (landmark box area; the dominant hand is held up, towards the
-  camera); a near-tie (< 15% larger) goes to the hand nearer the frame centre. The result carries a warning.
+  camera); a near-tie (< 15% larger) goes to the hand nearer the frame centre. The result carries a warning. A
+  stream notices a second hand within ``census_every`` frames (half a second at 30 fps).
 """
 
 from __future__ import annotations
@@ -115,25 +120,37 @@ class HandFinder:
     """
 
     def __init__(self, video: bool, max_side: int = 640, num_hands: int = 2, min_confidence: float = 0.4,
-                 retries: bool = True) -> None:
+                 retries: bool = True, census_every: int = 15) -> None:
         from mediapipe.tasks.python import BaseOptions, vision
 
         self.video = video
         self.max_side = int(max_side)
         self.retries = retries
-        options = vision.HandLandmarkerOptions(
-            base_options=BaseOptions(model_asset_buffer=_bundle_bytes()),
-            running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
-            num_hands=num_hands, min_hand_detection_confidence=min_confidence,
-            min_hand_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
-        self._landmarker = vision.HandLandmarker.create_from_options(options)
+        self.census_every = max(1, int(census_every))
+
+        def landmarker(hands: int):
+            options = vision.HandLandmarkerOptions(
+                base_options=BaseOptions(model_asset_buffer=_bundle_bytes()),
+                running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+                num_hands=hands, min_hand_detection_confidence=min_confidence,
+                min_hand_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
+            return vision.HandLandmarker.create_from_options(options)
+
+        # Stills: one landmarker for all hands. Streams: a one-hand tracker plus the several-hands landmarker.
+        self._landmarker = landmarker(1 if video else num_hands)
+        self._multi = landmarker(num_hands) if video and num_hands > 1 else None
+        self._frames = 0
+        self._several = False      # the several-hands landmarker serves every frame
+        self._quiet_frames = 0     # frames in a row with fewer than two hands, while it does
         self._last_ms = -1
         _OPEN_FINDERS.add(self)
 
     def close(self) -> None:
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        for name in ("_landmarker", "_multi"):
+            landmarker = getattr(self, name, None)
+            if landmarker is not None:
+                landmarker.close()
+                setattr(self, name, None)
 
     def __del__(self) -> None:  # pragma: no cover - best effort
         try:
@@ -141,13 +158,30 @@ class HandFinder:
         except Exception:  # noqa: BLE001
             pass
 
-    def _run(self, image: np.ndarray, timestamp_ms: int | None):
+    def _run(self, image: np.ndarray, timestamp_ms: int | None, landmarker=None):
         import mediapipe as mp
 
+        landmarker = landmarker or self._landmarker
         mp_image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
         if self.video:
-            return self._landmarker.detect_for_video(mp_image, timestamp_ms)
-        return self._landmarker.detect(mp_image)
+            return landmarker.detect_for_video(mp_image, timestamp_ms)
+        return landmarker.detect(mp_image)
+
+    def _track(self, small: np.ndarray, ms: int, scale: float) -> list[Hand]:
+        """One stream frame: the one-hand tracker, or the several-hands landmarker (see the module docstring)."""
+        h, w = small.shape[:2]
+        self._frames += 1
+        census = self._multi is not None and (self._several or self._frames % self.census_every == 0)
+        if census:
+            hands = self._hands_from(self._run(small, ms, self._multi), w, h, scale=scale)
+            if len(hands) > 1:
+                self._several, self._quiet_frames = True, 0
+                return hands
+            self._quiet_frames += 1
+            if self._several and self._quiet_frames < self.census_every:
+                return hands
+            self._several = False
+        return self._hands_from(self._run(small, ms), w, h, scale=scale)
 
     @staticmethod
     def _hands_from(result, width: int, height: int, *, offset=(0.0, 0.0), scale: float = 1.0,
@@ -181,7 +215,7 @@ class HandFinder:
             ms = 0 if timestamp_s is None else int(round(timestamp_s * 1000.0))
             ms = max(ms, self._last_ms + 1)  # MediaPipe requires strictly increasing timestamps
             self._last_ms = ms
-            return self._hands_from(self._run(small, ms), w, h, scale=scale), small, scale
+            return self._track(small, ms, scale), small, scale
         hands = self._hands_from(self._run(small, None), w, h, scale=scale)
         if hands or not self.retries:
             return hands, small, scale

@@ -123,16 +123,6 @@ def export_crop_onnx(model: CropNet, path: Path, size: int = 128) -> Path:
     return path
 
 
-def _ort_session(path: Path):
-    try:
-        import onnxruntime as ort
-    except ImportError:  # pragma: no cover - onnxruntime is in requirements.txt
-        return None
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
 def load_into(model: nn.Module, path: Path) -> nn.Module:
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
@@ -187,7 +177,9 @@ def load_classifiers(model_dir: Path | None = None) -> Classifiers:
     if (model_dir / CROP_FILE).is_file():
         crop = load_into(CropNet(pretrained=False), model_dir / CROP_FILE)
         if (model_dir / CROP_ONNX).is_file() and os.environ.get("STREAM_APP_FINGERSPELL_TORCH") != "1":
-            session = _ort_session(model_dir / CROP_ONNX)
+            from stream_app.onnx_cpu import cpu_session
+
+            session = cpu_session(model_dir / CROP_ONNX)
     shipped = meta.get("shipped", "landmarks")
     if crop is None and shipped != "landmarks":
         shipped = "landmarks"

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -36,7 +37,8 @@ from stream_app.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LA
 
 
 def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+    """Progress goes to stderr: stdout carries the JSON that `evaluate` prints."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def seed_all(seed: int) -> None:

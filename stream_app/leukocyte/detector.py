@@ -119,16 +119,9 @@ def shared_detector(path: str, kind: str | None = None) -> Detector:
     onnx_path = Path(path).with_suffix(".onnx")
     if (kind or backend()) == "onnx" and onnx_path.is_file():
         try:
-            import onnxruntime as ort
+            from stream_app.onnx_cpu import cpu_session
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = 2
-            options.inter_op_num_threads = 1
-            # No busy-waiting between ops: on 2 shared cores the spinning threads starve the video thread and any
-            # other process (measured: 73 -> 41 ms median detection with another job on the cores).
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-            session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-            return OnnxDetector(session, cfg)
+            return OnnxDetector(cpu_session(onnx_path), cfg)
         except Exception:  # noqa: BLE001 - fall back to torch, which needs nothing more
             pass
     return Detector(model, cfg)
