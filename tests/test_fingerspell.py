@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import json
 import threading
 
@@ -292,6 +294,31 @@ def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(sh
         assert all(r.counts["hands"] == 1 for r in back[-10:])
     finally:
         proc.close()
+
+
+@needs_bundle
+@needs_model
+def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_once(shared_data):
+    from stream_app.processors import create_processor
+
+    image = rf_photo(shared_data(RF_TEST), "B19")
+    other = rf_photo(shared_data(RF_TEST), "C17")
+    # every=2: at least every other frame is classified; the first tracked frames after the detection jitter more
+    # than the tolerance and are classified too
+    for every, expected_calls in ((1, {8}), (2, {4, 5})):
+        proc = create_processor("fingerspell", reclassify_every=every)
+        calls = []
+        real_predict = proc._classifiers.predict
+        proc._classifiers = copy.copy(proc._classifiers)
+        proc._classifiers.predict = lambda *a, **k: calls.append(1) or real_predict(*a, **k)
+        try:
+            letters = [proc.process(image, i / 30).letter for i in range(8)]
+            assert len(calls) in expected_calls and set(letters) == {"B"}
+            calls.clear()
+            changed = proc.process(other, 8 / 30)  # another hand shape: classified on its first frame
+            assert len(calls) == 1 and changed.letter == "C"
+        finally:
+            proc.close()
 
 
 @needs_bundle

@@ -5,7 +5,8 @@ with retries for stills), cut out as a 128 px square crop and turned into landma
 right hand; the shipped classifier (landmark MLP, STN-MobileNetV2 crop model or their fusion, see
 ``models/fingerspell/MODEL_CARD.md``) gives the letter, its confidence and the top 5. In a stream the
 :class:`~stream_app.fingerspell.speller.Speller` adds a letter to the text once it has been stable for
-``stable_s`` seconds, needs a release between double letters, and adds J and Z from the fingertip motion.
+``stable_s`` seconds, needs a release between double letters, and adds J and Z from the fingertip motion. To save
+CPU, a stream's hand that has not moved reuses its last probabilities for up to ``reclassify_every - 1`` frames.
 
 ``FrameResult``: ``letter`` / ``letter_score`` / ``top_k`` (None / empty without a hand, with ``warning="no hand"``),
 ``text`` (the spelled text so far; empty for stills), ``landmarks`` (21 points in ORIGINAL pixels), one ``hand``
@@ -38,6 +39,22 @@ class FingerspellSettings:
     model: str = setting("shipped", "Classifier: the shipped one, the fusion, landmarks only or crop only",
                          choices=MODEL_CHOICES)
     max_side: int = setting(640, "Longest side of the copy the hand finder sees (pixels)", min=256, max=1920, step=32)
+    reclassify_every: int = setting(2, "In a stream, a hand that has not moved is classified again only every N "
+                                       "frames (1 = every frame)", min=1, max=5, step=1)
+
+
+# Largest change of a landmark's x or y (in hand sizes, wrist-relative) that counts as "has not moved". MediaPipe's
+# depth (z) jitters by up to 0.07 between identical frames and is left out; x and y settle below 0.025.
+STILL_TOLERANCE = 0.05
+
+
+@dataclass
+class _LastClassification:
+    feats: np.ndarray
+    probs: dict
+    model: str
+    mirrored: bool
+    reused: int = 0
 
 
 def _classifiers():
@@ -78,6 +95,7 @@ class FingerspellProcessor(Processor):
         self._classifiers = _classifiers()  # raises ModelMissing (a FileNotFoundError) with the fix
         self._finders: dict[bool, object] = {}
         self.speller = Speller(settings.stable_s, settings.release_s, settings.min_confidence)
+        self._last: _LastClassification | None = None
 
     def _finder(self, video: bool):
         from stream_app.fingerspell.hands import HandFinder
@@ -97,6 +115,7 @@ class FingerspellProcessor(Processor):
 
     def reset(self) -> None:
         self.speller.clear()
+        self._last = None
 
     def actions(self) -> dict:
         return {"Space": self.speller.space, "Delete": self.speller.delete, "Clear": self.speller.clear}
@@ -105,6 +124,28 @@ class FingerspellProcessor(Processor):
         for finder in self._finders.values():
             finder.close()
         self._finders.clear()
+
+    def _classify_stream(self, hands, small: np.ndarray, scale: float, width: int, height: int, model: str):
+        """:func:`analyse` for streams: a hand that has not moved since its last classification reuses those
+        probabilities for up to ``reclassify_every - 1`` frames. The crop network is a third of a frame's cost, and a
+        held letter does not change between two camera frames; landmarks (and so J/Z motion) are still read on every
+        frame."""
+        from stream_app.fingerspell.hands import choose_signing_hand, landmark_features
+
+        hand = choose_signing_hand(hands, width, height)
+        if hand is None:
+            self._last = None
+            return None, None
+        feats = landmark_features(hand.points, hand.mirrored)
+        last = self._last
+        if (last is not None and last.model == model and last.mirrored == hand.mirrored
+                and last.reused < self.settings.reclassify_every - 1
+                and float(np.abs(feats - last.feats).reshape(21, 3)[:, :2].max()) < STILL_TOLERANCE):
+            last.reused += 1
+            return hand, last.probs
+        hand, probs = analyse(hands, small, scale, width, height, self._classifiers, model)
+        self._last = _LastClassification(feats, probs, model, hand.mirrored)
+        return hand, probs
 
     def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
         from stream_app.fingerspell import LETTERS
@@ -116,7 +157,10 @@ class FingerspellProcessor(Processor):
         t1 = time.perf_counter()
         h, w = frame.shape[:2]
         model = self.settings.model
-        hand, probs = analyse(hands, small, scale, w, h, self._classifiers, model)
+        if stream:
+            hand, probs = self._classify_stream(hands, small, scale, w, h, model)
+        else:
+            hand, probs = analyse(hands, small, scale, w, h, self._classifiers, model)
         t2 = time.perf_counter()
         result = FrameResult(mode=self.mode, counts={"hands": len(hands)})
         if hand is None:
