@@ -67,20 +67,26 @@ def analyse(hands, small: np.ndarray, scale: float, width: int, height: int, cla
     """Shared by the processor and ``evaluate``: choose the signing hand and classify it.
 
     Returns ``(hand, probs)`` where ``probs`` maps model name -> (26,) probabilities (None without a hand)."""
-    from stream_app.fingerspell.hands import choose_signing_hand, landmark_features, square_crop
+    from stream_app.fingerspell.hands import choose_signing_hand, landmark_features
 
     hand = choose_signing_hand(hands, width, height)
     if hand is None:
         return None, None
+    return hand, classify_hand(hand, landmark_features(hand.points, hand.mirrored), small, scale, classifiers, model)
+
+
+def classify_hand(hand, feats: np.ndarray, small: np.ndarray, scale: float, classifiers, model: str = "shipped"):
+    """The chosen hand's letter probabilities: model name -> (26,) array. ``feats`` are its landmark features."""
+    from stream_app.fingerspell.hands import square_crop
+
     which = None if model == "shipped" else (("landmarks", "crop") if model in ("fused", "all") else (model,))
-    feats = landmark_features(hand.points, hand.mirrored)
     crop = None
     if classifiers.crop is not None and (which is None and classifiers.shipped != "landmarks" or
                                          which is not None and "crop" in which):
         crop = square_crop(small, hand.points[:, :2] * scale, classifiers.crop_size, classifiers.margin,
                            hand.mirrored)
     probs = classifiers.predict(feats, crop, which)
-    return hand, {k: v[0] for k, v in probs.items()}
+    return {k: v[0] for k, v in probs.items()}
 
 
 class FingerspellProcessor(Processor):
@@ -143,7 +149,7 @@ class FingerspellProcessor(Processor):
                 and float(np.abs(feats - last.feats).reshape(21, 3)[:, :2].max()) < STILL_TOLERANCE):
             last.reused += 1
             return hand, last.probs
-        hand, probs = analyse(hands, small, scale, width, height, self._classifiers, model)
+        probs = classify_hand(hand, feats, small, scale, self._classifiers, model)
         self._last = _LastClassification(feats, probs, model, hand.mirrored)
         return hand, probs
 
@@ -278,4 +284,4 @@ SPEC = ModeSpec(
     warm_up=warm_up,
 )
 
-__all__ = ["FingerspellProcessor", "FingerspellSettings", "SPEC", "analyse"]
+__all__ = ["FingerspellProcessor", "FingerspellSettings", "SPEC", "analyse", "classify_hand"]
