@@ -202,6 +202,34 @@ def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path
     # the 4 WBC images are found (3 BCCD + the odd-size copy): recall 1 at the default threshold
     assert out["image_level"]["recall"] == 1.0
     assert out["per_class"]["WBC"]["ap50"] >= 0.9
+    assert out["settings"]["excluded"] == []
+
+
+@needs_weights
+def test_evaluate_leaves_out_excluded_ids_and_rejects_unknown_ones(shared_data, tmp_path):
+    from stream_app.leukocyte.data import load_split
+    from stream_app.leukocyte.model import CLASSES
+
+    samples = {s.image_id: s for s in load_split(shared_data("bccd"), "test")}
+    items = [(name, samples[name].load(), [(CLASSES[l - 1], tuple(int(v) for v in b))
+                                           for b, l in zip(samples[name].boxes, samples[name].labels)])
+             for name in ("BloodImage_00007", "BloodImage_00135")]  # 00135: BCCD lists no WBC, one is in view
+    _write_voc(tmp_path / "voc", items)
+    ids = tmp_path / "ids.txt"
+    ids.write_text("# unlabelled WBC\nBloodImage_00135  # checked by eye\n")
+
+    def evaluate(exclude):
+        return subprocess.run([sys.executable, "-m", "stream_app", "evaluate", "leukocyte", "--voc",
+                               str(tmp_path / "voc"), "--split", "test", "--exclude", exclude],
+                              capture_output=True, text=True, cwd=ROOT, timeout=600)
+
+    run = evaluate(f"@{ids}")
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["n_images"] == 1 and out["settings"]["excluded"] == ["BloodImage_00135"]
+    assert out["image_level"]["accuracy"] == 1.0
+    bad = evaluate("BloodImage_99999")
+    assert bad.returncode == 2 and "BloodImage_99999 not in split 'test'" in bad.stderr
 
 
 # ---- video: panned slide, live, odd frames ------------------------------------------------------------------------

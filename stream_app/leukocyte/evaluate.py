@@ -17,6 +17,9 @@ Keys (the issue's schema, plus reference rows):
 * ``baseline``: the HSV threshold reference (:mod:`stream_app.leukocyte.baseline`) on the untouched, faint and
   stain-shifted images, and its time per image.
 * ``ms_per_image``: detector time per image (median), ``models``: which weight files were used.
+* ``settings``: split, thresholds, and the image ids left out with ``--exclude`` (for images whose labels are known
+  to be wrong: ``models/leukocyte/bccd_test_unlabelled_wbc.txt``). Report such a run beside the full one, never
+  instead of it.
 """
 
 from __future__ import annotations
@@ -83,12 +86,37 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
                         help="WBC score that makes an image positive (image-level metrics)")
     parser.add_argument("--faint-strength", type=float, default=0.7)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--exclude", default=None,
+                        help="image ids to leave out: comma-separated, or @FILE with one id per line ('#' comments), "
+                             "e.g. @models/leukocyte/bccd_test_unlabelled_wbc.txt (BCCD test images whose WBC is "
+                             "not annotated)")
+
+
+def excluded_ids(spec: str | None) -> set[str]:
+    """``--exclude``: "id1,id2" or "@FILE" (one id per line, text after '#' ignored)."""
+    if not spec:
+        return set()
+    if spec.startswith("@"):
+        path = Path(spec[1:])
+        if not path.is_file():
+            raise InputError(f"{path}: --exclude file not found")
+        lines = (line.split("#", 1)[0] for line in path.read_text().splitlines())
+    else:
+        lines = spec.split(",")
+    return {line.strip() for line in lines if line.strip()}
 
 
 def evaluate(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     voc = Path(args.voc) if args.voc else data_dir() / "bccd"
     samples = load_split(voc, args.split)
+    excluded = excluded_ids(args.exclude)
+    unknown = excluded - {s.image_id for s in samples}
+    if unknown:
+        raise InputError(f"--exclude: {', '.join(sorted(unknown))} not in split {args.split!r} of {voc}")
+    samples = [s for s in samples if s.image_id not in excluded]
+    if not samples:
+        raise InputError(f"--exclude leaves no image in split {args.split!r}")
     images = [s.load() for s in samples]
     rgb_path = Path(args.weights) if args.weights else WEIGHTS["rgb"]
     lab_path = Path(args.lab_weights) if args.lab_weights else WEIGHTS["clahe_lab"]
@@ -136,7 +164,8 @@ def evaluate(args: argparse.Namespace) -> int:
         "ms_per_image": base["ms_per_image"],
     }
     out["ms_per_image"] = {"clahe_lab": main["ms_per_image"], "rgb": rgb_main["ms_per_image"]}
-    out["settings"] = {"split": args.split, "wbc_threshold": args.wbc_threshold, "faint_strength": args.faint_strength}
+    out["settings"] = {"split": args.split, "wbc_threshold": args.wbc_threshold, "faint_strength": args.faint_strength,
+                       "excluded": sorted(excluded)}
     out["models"] = {"clahe_lab": f"{lab_path} ({type(lab).__name__})", "rgb": f"{rgb_path} ({type(rgb).__name__})"}
     print(json.dumps(out))
     return 0
