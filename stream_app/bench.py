@@ -40,10 +40,11 @@ def summarise(values: list[float]) -> dict:
             "mean": round(float(arr.mean()), 2)}
 
 
-def run_bench(mode: str, n: int = 100, input_path: str | Path | None = None, warmup: int = 5) -> dict:
+def run_bench(mode: str, n: int = 100, input_path: str | Path | None = None, warmup: int = 5,
+              settings: dict | None = None) -> dict:
     spec = get_mode(mode)
     frames = bench_frames(mode, n + warmup, input_path)
-    processor = spec.create()
+    processor = spec.create(**(settings or {}))
     for i, frame in enumerate(frames[:warmup]):
         processor.process(frame, i / 30.0)
     stages: dict[str, list[float]] = {}
@@ -58,6 +59,7 @@ def run_bench(mode: str, n: int = 100, input_path: str | Path | None = None, war
         "mode": mode,
         "frames": n,
         "fps": round(n / elapsed, 2),
+        "settings": settings or {},
         "stages_ms": {"total": summarise(stages.pop("total"))} | {k: summarise(v) for k, v in stages.items()},
     }
     if spec.bench_extra:

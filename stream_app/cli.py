@@ -1,7 +1,7 @@
 """Command line: the same processors as the web app, no Streamlit.
 
     python -m stream_app process INPUT --mode MODE [--out FILE] [--jsonl FILE] [--set NAME=VALUE ...]
-    python -m stream_app bench --mode MODE [--input FILE] [--frames N]
+    python -m stream_app bench --mode MODE [--input FILE] [--frames N] [--set NAME=VALUE ...]
     python -m stream_app evaluate MODE ...     (options per mode)
     python -m stream_app train MODE ...        (options per mode)
     python -m stream_app modes
@@ -89,7 +89,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
-    print(json.dumps(run_bench(args.mode, args.frames, args.input)))
+    print(json.dumps(run_bench(args.mode, args.frames, args.input, settings=parse_settings(args.mode, args.set))))
     return 0
 
 
@@ -118,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", required=True, choices=mode_names())
     p.add_argument("--input", help="video or image to take frames from (default: frames the mode makes)")
     p.add_argument("--frames", type=int, default=100)
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a mode setting (see `modes`)")
     p.set_defaults(func=cmd_bench)
 
     sub.add_parser("modes", help="list the modes and their settings").set_defaults(func=cmd_modes)

@@ -13,8 +13,10 @@ ASSETS_DIR = ROOT / "assets"
 
 
 def data_dir() -> Path:
-    """The shared, read-only data sets (``STREAM_APP_DATA``, default ``../shared/data`` next to the project)."""
-    return Path(os.environ.get("STREAM_APP_DATA", ROOT.parent / "shared" / "data"))
+    """The shared, read-only data sets (``STREAM_APP_DATA``, default ``../shared/data`` next to the project), as an
+    absolute path (a relative setting is relative to the current directory), so paths made from it stay valid when
+    written elsewhere, e.g. into a JSON report or as a symlink target."""
+    return Path(os.environ.get("STREAM_APP_DATA", ROOT.parent / "shared" / "data")).expanduser().absolute()
 
 
 def ice_servers() -> list[dict]:

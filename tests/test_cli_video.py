@@ -114,6 +114,14 @@ def test_bench_prints_the_documented_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "motion" and out["frames"] == 20 and out["fps"] > 0
     assert {"median", "p90", "mean"} <= set(out["stages_ms"]["total"]) and "subtract" in out["stages_ms"]
+    assert out["settings"] == {}
+
+
+def test_bench_takes_mode_settings_and_rejects_unknown_ones(capsys):
+    assert main(["bench", "--mode", "motion", "--frames", "5", "--set", "max_side=320"]) == 0
+    assert json.loads(capsys.readouterr().out)["settings"] == {"max_side": 320}
+    assert main(["bench", "--mode", "motion", "--frames", "5", "--set", "speed=3"]) == 2
+    assert "expected NAME=VALUE with NAME one of min_area" in capsys.readouterr().err
 
 
 def test_unknown_setting_is_a_usage_error(ten_second_video, capsys):

@@ -392,3 +392,34 @@ def test_models_shapes_and_identity_spatial_transformer():
     x = torch.rand(2, 3, 32, 32)
     torch.testing.assert_close(stn(x), x, atol=1e-4, rtol=1e-4)   # identity at the start of training
     assert LandmarkMLP()(torch.rand(4, 63)).shape == (4, len(LETTERS))
+
+
+@needs_bundle
+def test_hand_cache_is_rebuilt_when_the_hand_model_changes(shared_data, tmp_path, monkeypatch):
+    """A cache made by another MediaPipe bundle would train the classifiers on crops the app never makes."""
+    import shutil
+
+    from stream_app.fingerspell import data
+
+    source = shared_data(RF_TEST)
+    rows = ["image_path,split,source_image_id,letter_from_filename,yolo_box_classes"]
+    tree = tmp_path / "data" / data.RF_DIR
+    for photo in ("B19", "C17"):
+        path = next(source.glob(f"{photo}_*"))
+        (tree / "images").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, tree / "images" / path.name)
+        rows.append(f"images/{path.name},train,{photo},{photo[0]},{photo[0]}")
+    (tree / "manifest.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "data" / data.MASSEY_DIR / "asl_dataset").mkdir(parents=True)
+    monkeypatch.setenv("STREAM_APP_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("STREAM_APP_CACHE", str(tmp_path / "cache"))
+    messages = []
+    target = data.build_cache(log=messages.append)
+    with np.load(target) as z:
+        assert z["found"].tolist() == [True, True] and str(z["hand_model"]) == data.hand_model_id()
+    assert data.build_cache(log=messages.append) == target and not any("rebuilding" in m for m in messages)
+    monkeypatch.setattr(data, "hand_model_id", lambda: "another-bundle")
+    data.build_cache(log=messages.append)
+    assert any("another hand model" in m for m in messages)
+    with np.load(target) as z:
+        assert str(z["hand_model"]) == "another-bundle"

@@ -8,13 +8,14 @@ Sources (read-only, ``config.data_dir()``):
 The cache (``.cache/fingerspell/`` in the project, gitignored; or ``STREAM_APP_CACHE``) holds, per image: whether a
 hand was found (IMAGE mode with retries, exactly as ``evaluate`` runs it), the 21 landmarks, handedness, and a
 ``CACHE_CROP`` px square crop (mirrored to the right hand) whose centre ``CROP_SIZE`` region is the classifier's input
-crop. Plus a bank of background patches cut from Roboflow training photos OUTSIDE their labelled hand box, used to
+crop, and which hand model found them (a cache from another MediaPipe bundle is rebuilt). Plus a bank of background patches cut from Roboflow training photos OUTSIDE their labelled hand box, used to
 paste Massey's cut-out hands on varied backgrounds. None of this is ever committed.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -100,15 +101,24 @@ def _background_patches(items: list[Item], rng: np.random.Generator, per_image: 
     return np.stack(patches) if patches else np.zeros((0, CACHE_CROP, CACHE_CROP, 3), np.uint8)
 
 
+def hand_model_id() -> str:
+    """Which MediaPipe bundle found the hands: a cache made with another one is rebuilt, never reused."""
+    from stream_app.fingerspell.hands import bundle_bytes
+
+    return hashlib.sha256(bundle_bytes()).hexdigest()[:16]
+
+
 def build_cache(force: bool = False, log=print) -> Path:
     """Run the hand finder over both data sets; write ``samples.npz`` and ``backgrounds.npy`` (idempotent)."""
     out = cache_dir()
     out.mkdir(parents=True, exist_ok=True)
     target = out / "samples.npz"
+    hand_model = hand_model_id()
     if target.is_file() and not force:
         with np.load(target) as z:
-            if int(z["version"]) == CACHE_VERSION:
+            if int(z["version"]) == CACHE_VERSION and "hand_model" in z.files and str(z["hand_model"]) == hand_model:
                 return target
+        log(f"hand cache: {target} was made with another hand model or cache version: rebuilding")
     items = roboflow_items() + massey_items()
     finder = HandFinder(video=False)
     n = len(items)
@@ -136,7 +146,7 @@ def build_cache(force: bool = False, log=print) -> Path:
     rf_train = [it for it in items if it.source == "rf" and it.split == "train"]
     backgrounds = _background_patches(rf_train, np.random.default_rng(0))
     np.save(out / "backgrounds.npy", backgrounds)
-    np.savez(target, version=CACHE_VERSION, path=np.array([str(it.path) for it in items]),
+    np.savez(target, version=CACHE_VERSION, hand_model=hand_model, path=np.array([str(it.path) for it in items]),
              letter=np.array([it.letter for it in items]), source=np.array([it.source for it in items]),
              split=np.array([it.split for it in items]), group=np.array([it.group for it in items]),
              found=found, n_hands=n_hands, points=points, world=world, mirrored=mirrored, crops=crops, sizes=sizes)

@@ -1,13 +1,16 @@
 """Hand finding with MediaPipe Tasks ``HandLandmarker``, the square hand crop, and the landmark features.
 
-Why MediaPipe Tasks: it is the maintained hand detector + 21-landmark model, runs in 4-8 ms per 640x480 frame in its
-tracking (VIDEO) mode on 2 cores, and works fully offline from the ``hand_landmarker.task`` bundle in
-``config.VENDOR_DIR`` (see ``../shared/design.md``). mediapipe >= 0.10.30 has no ``solutions`` API, hence Tasks.
+Why MediaPipe Tasks: it is the maintained hand detector + 21-landmark model and works fully offline from the
+``hand_landmarker.task`` bundle in ``config.VENDOR_DIR`` (see ``../shared/design.md``; mediapipe >= 0.10.30 has no
+``solutions`` API, hence Tasks). The bundle holds the FULL palm detector and landmark model: tracking one hand costs
+~17 ms a 640x480 frame on 2 cores. The lite landmark model of the same wheel tracks in ~10.7 ms, but classifiers
+retrained on its crops scored 0.884 on the Roboflow test split against 0.926 (valid 0.944 against 0.965; see
+``models/fingerspell/MODEL_CARD.md``), so the full one stays.
 
 - Streams (``timestamp_s`` given) use VIDEO mode: MediaPipe tracks the hand between frames, timestamps (ms) must
   strictly increase, so each processor owns its own landmarkers. MediaPipe skips its palm detector only while it
   tracks as many hands as it was asked for, so a two-hand landmarker pays the detector (~35 ms) on every frame with
-  one hand in view. Streams therefore track ONE hand (~13 ms) and, every ``census_every`` frames, also run a
+  one hand in view. Streams therefore track ONE hand (~17 ms) and, every ``census_every`` frames, also run a
   two-hand landmarker; when that sees several hands, it serves every frame until it has seen one hand or none for
   ``census_every`` frames in a row.
 - Stills (``timestamp_s is None``) use IMAGE mode with retries when nothing is found: the image padded with a black
@@ -59,7 +62,7 @@ class HandModelMissing(FileNotFoundError):
 
 
 @functools.lru_cache(maxsize=1)
-def _bundle_bytes() -> bytes:
+def bundle_bytes() -> bytes:
     path = VENDOR_DIR / BUNDLE_NAME
     if not path.is_file():
         raise HandModelMissing(f"{path} not found: run `python scripts/fetch_models.py` to fetch the MediaPipe bundle")
@@ -130,7 +133,7 @@ class HandFinder:
 
         def landmarker(hands: int):
             options = vision.HandLandmarkerOptions(
-                base_options=BaseOptions(model_asset_buffer=_bundle_bytes()),
+                base_options=BaseOptions(model_asset_buffer=bundle_bytes()),
                 running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
                 num_hands=hands, min_hand_detection_confidence=min_confidence,
                 min_hand_presence_confidence=min_confidence, min_tracking_confidence=min_confidence)
