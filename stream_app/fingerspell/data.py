@@ -8,8 +8,9 @@ Sources (read-only, ``config.data_dir()``):
 The cache (``.cache/fingerspell/`` in the project, gitignored; or ``STREAM_APP_CACHE``) holds, per image: whether a
 hand was found (IMAGE mode with retries, exactly as ``evaluate`` runs it), the 21 landmarks, handedness, and a
 ``CACHE_CROP`` px square crop (mirrored to the right hand) whose centre ``CROP_SIZE`` region is the classifier's input
-crop, and which hand model found them (a cache from another MediaPipe bundle is rebuilt). Plus a bank of background patches cut from Roboflow training photos OUTSIDE their labelled hand box, used to
-paste Massey's cut-out hands on varied backgrounds. None of this is ever committed.
+crop, and which hand model found them (a cache from another MediaPipe bundle is rebuilt). Plus a bank of background
+patches cut from Roboflow training photos OUTSIDE their labelled hand box, used to paste Massey's cut-out hands on
+varied backgrounds. None of this is ever committed.
 """
 
 from __future__ import annotations
