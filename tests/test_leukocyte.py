@@ -168,6 +168,14 @@ def _write_voc(root: Path, items: list[tuple[str, np.ndarray, list[tuple[str, tu
     (root / "ImageSets" / "Main" / "test.txt").write_text("\n".join(name for name, _, _ in items) + "\n")
 
 
+def _voc_item(sample) -> tuple[str, np.ndarray, list[tuple[str, tuple]]]:
+    """A BCCD sample as a ``_write_voc`` item: its image and its labelled boxes, unchanged."""
+    from stream_app.leukocyte.model import CLASSES
+
+    return sample.image_id, sample.load(), [(CLASSES[l - 1], tuple(int(v) for v in b))
+                                            for b, l in zip(sample.boxes, sample.labels)]
+
+
 @needs_weights
 def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path):
     from stream_app.leukocyte.data import load_split
@@ -175,10 +183,7 @@ def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path
 
     samples = {s.image_id: s for s in load_split(shared_data("bccd"), "test")}
     chosen = ["BloodImage_00007", "BloodImage_00011", "BloodImage_00135"]  # the last holds no WBC
-    items = []
-    for name in chosen:
-        s = samples[name]
-        items.append((name, s.load(), [(CLASSES[l - 1], tuple(int(v) for v in b)) for b, l in zip(s.boxes, s.labels)]))
+    items = [_voc_item(samples[name]) for name in chosen]
     s = samples["BloodImage_00015"]  # an odd-size copy, boxes scaled with it
     fx, fy = 517 / 640, 389 / 480
     odd = cv2.resize(s.load(), (517, 389), interpolation=cv2.INTER_AREA)
@@ -208,12 +213,10 @@ def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path
 @needs_weights
 def test_evaluate_leaves_out_excluded_ids_and_rejects_unknown_ones(shared_data, tmp_path):
     from stream_app.leukocyte.data import load_split
-    from stream_app.leukocyte.model import CLASSES
 
     samples = {s.image_id: s for s in load_split(shared_data("bccd"), "test")}
-    items = [(name, samples[name].load(), [(CLASSES[l - 1], tuple(int(v) for v in b))
-                                           for b, l in zip(samples[name].boxes, samples[name].labels)])
-             for name in ("BloodImage_00007", "BloodImage_00135")]  # 00135: BCCD lists no WBC, one is in view
+    # 00135: BCCD lists no WBC, one is in view
+    items = [_voc_item(samples[name]) for name in ("BloodImage_00007", "BloodImage_00135")]
     _write_voc(tmp_path / "voc", items)
     ids = tmp_path / "ids.txt"
     ids.write_text("# unlabelled WBC\nBloodImage_00135  # checked by eye\n")
