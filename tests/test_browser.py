@@ -394,7 +394,9 @@ def test_images_page_annotates_uploads_and_reports_bad_ones(app_url, browser, tm
     driver.get(f"{app_url}/images?mode=motion")
     body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
     _poll(lambda: "Upload one or more images." in body(), timeout=120, what="the Images page")
-    upload = driver.find_element(By.CSS_SELECTOR, "input[type=file]")
+    # The info text can be drawn before the uploader's <input> exists (a CI run failed on that), so wait for it too.
+    upload = _poll(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=file]"), timeout=30,
+                   what="the file uploader")
     upload.send_keys("\n".join(str(p) for p in (colour, grey16, empty)))
     _poll(lambda: "empty.png: the image is empty (0 bytes)" in body(), timeout=90, what="the error for empty.png")
     _poll(lambda: len(driver.find_elements(By.CSS_SELECTOR, "[data-testid=stImage]")) == 2, timeout=60,
