@@ -9,6 +9,8 @@ import pytest
 
 from stream_app.config import data_dir
 
+RF_TEST = "asl_roboflow_letters/datasets/american_sign_language/test/images"
+
 
 @pytest.fixture
 def shared_data():
@@ -19,3 +21,21 @@ def shared_data():
         return path
 
     return require
+
+
+@pytest.fixture
+def rf_test_dir(shared_data) -> Path:
+    """The Roboflow letters' held-out test photos (never trained on)."""
+    return shared_data(RF_TEST)
+
+
+@pytest.fixture
+def rf_test_photo(rf_test_dir):
+    """``rf_test_photo("B19")``: that held-out photo as an RGB array."""
+    import cv2
+
+    def load(photo_id: str):
+        path = sorted(rf_test_dir.glob(f"{photo_id}*_jpg.rf.*.jpg"))[0]
+        return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+
+    return load

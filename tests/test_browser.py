@@ -280,15 +280,12 @@ def test_camera_frames_hold_no_annotation_colours():
 
 
 @pytest.mark.data
-def test_live_fingerspelling_reads_and_spells_a_held_letter(app_url, shared_data, tmp_path):
+def test_live_fingerspelling_reads_and_spells_a_held_letter(app_url, rf_test_photo, tmp_path):
     """The default mode through the real page: a camera holding an ASL "B" photo (Roboflow test split, made into a
     y4m here, never committed) must give the letter B in the side panel and spell it."""
-    import cv2
-
     from stream_app.synthetic import write_y4m
 
-    folder = shared_data("asl_roboflow_letters/datasets/american_sign_language/test/images")
-    photo = cv2.cvtColor(cv2.imread(str(sorted(folder.glob("B19_jpg.rf.*.jpg"))[0])), cv2.COLOR_BGR2RGB)
+    photo = rf_test_photo("B19")
     frame = np.full((480, 640, 3), 90, np.uint8)
     frame[32:448, 112:528] = photo  # the 416x416 photo, centred
     camera = write_y4m(tmp_path / "hand.y4m", (frame for _ in range(60)), fps=30)
@@ -348,7 +345,8 @@ def test_replay_bad_files_then_sample(app_url, browser, tmp_path):
         assert "Traceback" not in body() and "/tmp" not in alert, alert
         assert _get(f"{app_url}/_stcore/health")[1] == "ok"
 
-    driver.find_element(By.XPATH, "//label[.//p[normalize-space()='Sample from assets/']]").click()
+    _poll(lambda: driver.find_element(By.XPATH, "//label[.//p[normalize-space()='Sample from assets/']]"), timeout=30,
+          what="the 'Sample from assets/' choice").click()
     _poll(lambda: "640x480, 30.00 fps, 150 frames" in body(), timeout=60, what="the sample's description")
     done = "sample_shapes.mp4 with motion: 150 frames"
     _poll(lambda: _button(driver, "Process"), timeout=30, what="the Process button").click()
@@ -359,7 +357,8 @@ def test_replay_bad_files_then_sample(app_url, browser, tmp_path):
     _screenshot(driver, "replay")
 
     # Live replay: the file through the same frame callback over WebRTC (RECVONLY, aiortc MediaPlayer).
-    driver.find_element(By.XPATH, "//label[.//p[normalize-space()='Live replay (WebRTC)']]").click()
+    _poll(lambda: driver.find_element(By.XPATH, "//label[.//p[normalize-space()='Live replay (WebRTC)']]"), timeout=30,
+          what="the 'Live replay (WebRTC)' choice").click()
     iframe = _poll(lambda: _component_iframe(driver), timeout=60, what="the live replay component")
     driver.switch_to.frame(iframe)
     _poll(lambda: _button(driver, "START"), timeout=60, what="the live replay START button").click()

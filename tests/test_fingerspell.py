@@ -20,14 +20,8 @@ needs_bundle = pytest.mark.skipif(not (VENDOR_DIR / "hand_landmarker.task").is_f
                                   reason="MediaPipe bundle missing: run scripts/fetch_models.py")
 needs_model = pytest.mark.skipif(not (MODEL_DIR / "fusion.json").is_file(),
                                  reason="no trained fingerspelling model in models/fingerspell")
-RF_TEST = "asl_roboflow_letters/datasets/american_sign_language/test/images"
 # Held-out Roboflow test photos (never trained on) that the shipped model should read; distinct hand shapes.
 KNOWN = ["B19", "C17", "V10", "W16", "Y"]
-
-
-def rf_photo(folder, photo_id: str) -> np.ndarray:
-    path = sorted(folder.glob(f"{photo_id}*_jpg.rf.*.jpg"))[0]
-    return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
 # ------------------------------------------------------------------------------------------- pure geometry
@@ -181,14 +175,13 @@ def test_j_and_z_are_spelled_from_motion():
 
 # ------------------------------------------------------------------------------------------- real MediaPipe
 @needs_bundle
-def test_hand_found_and_cropped_on_real_photos(shared_data):
+def test_hand_found_and_cropped_on_real_photos(rf_test_photo):
     from stream_app.fingerspell.hands import HandFinder
 
-    folder = shared_data(RF_TEST)
     finder = HandFinder(video=False)
     try:
         for photo in ("B19", "V10", "C17"):
-            image = rf_photo(folder, photo)
+            image = rf_test_photo(photo)
             hands, small, scale = finder.find(image)
             assert len(hands) == 1, photo
             pts = hands[0].points
@@ -197,7 +190,7 @@ def test_hand_found_and_cropped_on_real_photos(shared_data):
             crop = square_crop(small, pts[:, :2] * scale, 128, 0.2, hands[0].mirrored)
             assert crop.shape == (128, 128, 3) and crop.std() > 10
         # the same photo as a 4K portrait frame: found on a downscaled copy, landmarks in the big frame's pixels
-        big = cv2.resize(rf_photo(folder, "B19"), (2160, 3840))
+        big = cv2.resize(rf_test_photo("B19"), (2160, 3840))
         hands_big, small_big, scale_big = finder.find(big)
         assert max(small_big.shape) == 640 and scale_big == pytest.approx(640 / 3840)
         hands_small, _, _ = finder.find(cv2.resize(big, (360, 640), interpolation=cv2.INTER_AREA))
@@ -208,15 +201,14 @@ def test_hand_found_and_cropped_on_real_photos(shared_data):
 
 @needs_bundle
 @needs_model
-def test_processor_reads_letters_of_held_out_photos(shared_data):
+def test_processor_reads_letters_of_held_out_photos(rf_test_photo):
     from stream_app.processors import create_processor
 
-    folder = shared_data(RF_TEST)
     proc = create_processor("fingerspell")
     try:
         correct = 0
         for photo in KNOWN:
-            result = proc.process(rf_photo(folder, photo))
+            result = proc.process(rf_test_photo(photo))
             assert result.letter is not None and result.warning is None, photo
             assert len(result.top_k) == 5 and result.top_k[0][0] == result.letter
             assert 0 < result.letter_score <= 1 and len(result.landmarks) == 21
@@ -250,10 +242,10 @@ def test_no_hand_odd_sizes_and_4k_do_not_crash():
 
 @needs_bundle
 @needs_model
-def test_several_hands_reads_the_larger_one_and_warns(shared_data):
+def test_several_hands_reads_the_larger_one_and_warns(rf_test_photo):
     from stream_app.processors import create_processor
 
-    image = rf_photo(shared_data(RF_TEST), "B19")
+    image = rf_test_photo("B19")
     smaller = cv2.resize(image[:, ::-1], (300, 300))
     canvas = np.full((416, 416 + 320, 3), 110, np.uint8)
     canvas[:, :416] = image
@@ -270,11 +262,11 @@ def test_several_hands_reads_the_larger_one_and_warns(shared_data):
 
 @needs_bundle
 @needs_model
-def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(shared_data):
+def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(rf_test_photo):
     """Streams track one hand (cheap); the several-hands check every 15 frames must still notice a second hand."""
     from stream_app.processors import create_processor
 
-    image = rf_photo(shared_data(RF_TEST), "B19")
+    image = rf_test_photo("B19")
     one = np.full((416, 416 + 320, 3), 110, np.uint8)
     one[:, :416] = image
     two = one.copy()
@@ -297,11 +289,11 @@ def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(sh
 
 @needs_bundle
 @needs_model
-def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_once(shared_data):
+def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_once(rf_test_photo):
     from stream_app.processors import create_processor
 
-    image = rf_photo(shared_data(RF_TEST), "B19")
-    other = rf_photo(shared_data(RF_TEST), "C17")
+    image = rf_test_photo("B19")
+    other = rf_test_photo("C17")
     # every=2: at least every other frame is classified; the first tracked frames after the detection jitter more
     # than the tolerance and are classified too
     for every, expected_calls in ((1, {8}), (2, {4, 5})):
@@ -322,10 +314,10 @@ def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_
 
 @needs_bundle
 @needs_model
-def test_stream_spells_a_held_letter(shared_data):
+def test_stream_spells_a_held_letter(rf_test_photo):
     from stream_app.processors import create_processor
 
-    image = rf_photo(shared_data(RF_TEST), "B19")
+    image = rf_test_photo("B19")
     proc = create_processor("fingerspell", stable_s=0.3, min_confidence=0.0)
     try:
         letters = [proc.process(image, i / 30).letter for i in range(20)]
@@ -339,13 +331,12 @@ def test_stream_spells_a_held_letter(shared_data):
 
 @needs_bundle
 @needs_model
-def test_evaluate_cli_prints_the_schema(shared_data, tmp_path, capsys):
+def test_evaluate_cli_prints_the_schema(rf_test_dir, tmp_path, capsys):
     from stream_app.cli import main
 
-    folder = shared_data(RF_TEST)
     for photo, name in (("B19", "B"), ("V10", "v"), ("C17", "c")):
         (tmp_path / name).mkdir()
-        src = sorted(folder.glob(f"{photo}_jpg.rf.*.jpg"))[0]
+        src = sorted(rf_test_dir.glob(f"{photo}_jpg.rf.*.jpg"))[0]
         (tmp_path / name / src.name).symlink_to(src)
     (tmp_path / "B" / "blank.png").write_bytes(cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
     (tmp_path / "not_a_letter").mkdir()
@@ -363,11 +354,11 @@ def test_evaluate_cli_prints_the_schema(shared_data, tmp_path, capsys):
 
 @needs_bundle
 @needs_model
-def test_process_video_writes_letters_and_text(shared_data, tmp_path, capsys):
+def test_process_video_writes_letters_and_text(rf_test_photo, tmp_path, capsys):
     from stream_app.cli import main
     from stream_app.synthetic import write_video
 
-    image = rf_photo(shared_data(RF_TEST), "V10")
+    image = rf_test_photo("V10")
     frame = np.full((480, 640, 3), 100, np.uint8)
     frame[32:448, 112:528] = image
     blank = np.full((480, 640, 3), 100, np.uint8)
@@ -395,17 +386,16 @@ def test_models_shapes_and_identity_spatial_transformer():
 
 
 @needs_bundle
-def test_hand_cache_is_rebuilt_when_the_hand_model_changes(shared_data, tmp_path, monkeypatch):
+def test_hand_cache_is_rebuilt_when_the_hand_model_changes(rf_test_dir, tmp_path, monkeypatch):
     """A cache made by another MediaPipe bundle would train the classifiers on crops the app never makes."""
     import shutil
 
     from stream_app.fingerspell import data
 
-    source = shared_data(RF_TEST)
     rows = ["image_path,split,source_image_id,letter_from_filename,yolo_box_classes"]
     tree = tmp_path / "data" / data.RF_DIR
     for photo in ("B19", "C17"):
-        path = next(source.glob(f"{photo}_*"))
+        path = next(rf_test_dir.glob(f"{photo}_*"))
         (tree / "images").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, tree / "images" / path.name)
         rows.append(f"images/{path.name},train,{photo},{photo[0]},{photo[0]}")

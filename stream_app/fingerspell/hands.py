@@ -3,8 +3,10 @@
 Why MediaPipe Tasks: it is the maintained hand detector + 21-landmark model and works fully offline from the
 ``hand_landmarker.task`` bundle in ``config.VENDOR_DIR`` (see ``../shared/design.md``; mediapipe >= 0.10.30 has no
 ``solutions`` API, hence Tasks). The bundle holds the FULL palm detector and landmark model: tracking one hand costs
-~17 ms a 640x480 frame on 2 cores. The lite landmark model of the same wheel tracks in ~10.7 ms, but classifiers
-retrained on its crops scored 0.884 on the Roboflow test split against 0.926 (valid 0.944 against 0.965; see
+~17 ms a 640x480 frame on 2 cores, on ONE of them: on Linux MediaPipe runs its models with a single XNNPACK thread,
+and the Python Tasks API has no option to change that (the landmark model alone: 14.1 ms on one thread, 9.1 ms on
+two, in LiteRT). The lite landmark model of the same wheel tracks in ~10.7 ms, but classifiers retrained on its crops
+scored 0.884 on the Roboflow test split against 0.926 (valid 0.944 against 0.965; see
 ``models/fingerspell/MODEL_CARD.md``), so the full one stays.
 
 - Streams (``timestamp_s`` given) use VIDEO mode: MediaPipe tracks the hand between frames, timestamps (ms) must
