@@ -1,5 +1,6 @@
 """Shared fixtures. Data-backed tests call ``shared_data("bccd")``: it skips, with the reason, where the shared data
-sets are absent (a developer machine without ../shared), and CI (which has them) runs the test."""
+sets are absent (a developer machine without ../shared), and CI (which has them) runs the test. ``rf_test_dir`` and
+``rf_test_photo("B19")`` serve the held-out Roboflow letter photos the same way."""
 
 from __future__ import annotations
 
