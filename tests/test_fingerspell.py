@@ -331,12 +331,12 @@ def test_stream_spells_a_held_letter(rf_test_photo):
 
 @needs_bundle
 @needs_model
-def test_evaluate_cli_prints_the_schema(rf_test_dir, tmp_path, capsys):
+def test_evaluate_cli_prints_the_schema(rf_test_path, tmp_path, capsys):
     from stream_app.cli import main
 
     for photo, name in (("B19", "B"), ("V10", "v"), ("C17", "c")):
         (tmp_path / name).mkdir()
-        src = sorted(rf_test_dir.glob(f"{photo}_jpg.rf.*.jpg"))[0]
+        src = rf_test_path(photo)
         (tmp_path / name / src.name).symlink_to(src)
     (tmp_path / "B" / "blank.png").write_bytes(cv2.imencode(".png", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
     (tmp_path / "not_a_letter").mkdir()
@@ -386,7 +386,7 @@ def test_models_shapes_and_identity_spatial_transformer():
 
 
 @needs_bundle
-def test_hand_cache_is_rebuilt_when_the_hand_model_changes(rf_test_dir, tmp_path, monkeypatch):
+def test_hand_cache_is_rebuilt_when_the_hand_model_changes(rf_test_path, tmp_path, monkeypatch):
     """A cache made by another MediaPipe bundle would train the classifiers on crops the app never makes."""
     import shutil
 
@@ -395,7 +395,7 @@ def test_hand_cache_is_rebuilt_when_the_hand_model_changes(rf_test_dir, tmp_path
     rows = ["image_path,split,source_image_id,letter_from_filename,yolo_box_classes"]
     tree = tmp_path / "data" / data.RF_DIR
     for photo in ("B19", "C17"):
-        path = next(rf_test_dir.glob(f"{photo}_*"))
+        path = rf_test_path(photo)
         (tree / "images").mkdir(parents=True, exist_ok=True)
         shutil.copy(path, tree / "images" / path.name)
         rows.append(f"images/{path.name},train,{photo},{photo[0]},{photo[0]}")
