@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from stream_app.processors import get_mode
+from stream_app.modes import get_mode
 from stream_app.sources import iter_video, read_image, IMAGE_EXTENSIONS
 from stream_app.synthetic import moving_shapes
 

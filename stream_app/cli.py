@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from stream_app.frames import FrameError
-from stream_app.processors import UnknownModeError, get_mode, mode_names
+from stream_app.modes import UnknownModeError, get_mode, mode_names
 from stream_app.sources import InputError
 
 EXIT_BAD_INPUT = 2

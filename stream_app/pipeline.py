@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 
 from stream_app.annotators import annotate
-from stream_app.processors import Processor
+from stream_app.modes import Processor
 from stream_app.results import FrameResult
 from stream_app.sinks import JsonlSink, VideoSink, write_image
 from stream_app.sources import iter_video, list_images, probe_video, read_image

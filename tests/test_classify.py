@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from stream_app import cli
-from stream_app.classifier.data import stratified_split
-from stream_app.classifier.evaluate import compute_metrics
-from stream_app.classifier.network import DEFAULT_MODEL, ModelMeta, available_models, load_model, prepare
+from stream_app.modes.classify.data import stratified_split
+from stream_app.modes.classify.evaluate import compute_metrics
+from stream_app.modes.classify.network import DEFAULT_MODEL, ModelMeta, available_models, load_model, prepare
 from stream_app.config import VENDOR_DIR
 from stream_app.frames import to_rgb8
-from stream_app.processors import get_mode
+from stream_app.modes import get_mode
 from stream_app.results import FrameResult
 
 SHAPES = ("circles", "squares", "stripes")

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from stream_app.config import VENDOR_DIR
-from stream_app.fingerspell import LETTERS
-from stream_app.fingerspell.hands import Hand, choose_signing_hand, landmark_features, square_crop
-from stream_app.fingerspell.speller import MotionTracker, Speller, is_j_path, is_z_path
-from stream_app.fingerspell.models import MODEL_DIR
+from stream_app.modes.fingerspell import LETTERS
+from stream_app.modes.fingerspell.hands import Hand, choose_signing_hand, landmark_features, square_crop
+from stream_app.modes.fingerspell.speller import MotionTracker, Speller, is_j_path, is_z_path
+from stream_app.modes.fingerspell.models import MODEL_DIR
 
 needs_bundle = pytest.mark.skipif(not (VENDOR_DIR / "hand_landmarker.task").is_file(),
                                   reason="MediaPipe bundle missing: run scripts/fetch_models.py")
@@ -176,7 +176,7 @@ def test_j_and_z_are_spelled_from_motion():
 # ------------------------------------------------------------------------------------------- real MediaPipe
 @needs_bundle
 def test_hand_found_and_cropped_on_real_photos(rf_test_photo):
-    from stream_app.fingerspell.hands import HandFinder
+    from stream_app.modes.fingerspell.hands import HandFinder
 
     finder = HandFinder(video=False)
     try:
@@ -202,7 +202,7 @@ def test_hand_found_and_cropped_on_real_photos(rf_test_photo):
 @needs_bundle
 @needs_model
 def test_processor_reads_letters_of_held_out_photos(rf_test_photo):
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     proc = create_processor("fingerspell")
     try:
@@ -221,7 +221,7 @@ def test_processor_reads_letters_of_held_out_photos(rf_test_photo):
 @needs_bundle
 @needs_model
 def test_no_hand_odd_sizes_and_4k_do_not_crash():
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     proc = create_processor("fingerspell")
     try:
@@ -243,7 +243,7 @@ def test_no_hand_odd_sizes_and_4k_do_not_crash():
 @needs_bundle
 @needs_model
 def test_several_hands_reads_the_larger_one_and_warns(rf_test_photo):
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     image = rf_test_photo("B19")
     smaller = cv2.resize(image[:, ::-1], (300, 300))
@@ -264,7 +264,7 @@ def test_several_hands_reads_the_larger_one_and_warns(rf_test_photo):
 @needs_model
 def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(rf_test_photo):
     """Streams track one hand (cheap); the several-hands check every 15 frames must still notice a second hand."""
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     image = rf_test_photo("B19")
     one = np.full((416, 416 + 320, 3), 110, np.uint8)
@@ -290,7 +290,7 @@ def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(rf
 @needs_bundle
 @needs_model
 def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_once(rf_test_photo):
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     image = rf_test_photo("B19")
     other = rf_test_photo("C17")
@@ -315,7 +315,7 @@ def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_
 @needs_bundle
 @needs_model
 def test_stream_spells_a_held_letter(rf_test_photo):
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     image = rf_test_photo("B19")
     proc = create_processor("fingerspell", stable_s=0.3, min_confidence=0.0)
@@ -377,7 +377,7 @@ def test_process_video_writes_letters_and_text(rf_test_photo, tmp_path, capsys):
 def test_models_shapes_and_identity_spatial_transformer():
     import torch
 
-    from stream_app.fingerspell.models import LandmarkMLP, SpatialTransformer
+    from stream_app.modes.fingerspell.models import LandmarkMLP, SpatialTransformer
 
     stn = SpatialTransformer()
     x = torch.rand(2, 3, 32, 32)
@@ -390,7 +390,7 @@ def test_hand_cache_is_rebuilt_when_the_hand_model_changes(rf_test_path, tmp_pat
     """A cache made by another MediaPipe bundle would train the classifiers on crops the app never makes."""
     import shutil
 
-    from stream_app.fingerspell import data
+    from stream_app.modes.fingerspell import data
 
     rows = ["image_path,split,source_image_id,letter_from_filename,yolo_box_classes"]
     tree = tmp_path / "data" / data.RF_DIR

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from stream_app.frames import to_rgb8
-from stream_app.leukocyte import baseline
-from stream_app.leukocyte.bench import synthetic_smear
-from stream_app.leukocyte.preprocess import (REFERENCE_LAB_MEAN, REFERENCE_LAB_STD, clahe_lab, clahe_rgb, faint,
+from stream_app.modes.leukocyte import baseline
+from stream_app.modes.leukocyte.bench import synthetic_smear
+from stream_app.modes.leukocyte.preprocess import (REFERENCE_LAB_MEAN, REFERENCE_LAB_STD, clahe_lab, clahe_rgb, faint,
                                              normalise_stain, rgb_to_lab)
-from stream_app.leukocyte.tracking import CellCounter, SlideMotion, iou_matrix
+from stream_app.modes.leukocyte.tracking import CellCounter, SlideMotion, iou_matrix
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "leukocyte" / "detector_rgb.pt"
@@ -127,8 +127,8 @@ def test_counter_counts_a_cell_once_across_pans_and_returns():
 # ---- detector on BCCD ---------------------------------------------------------------------------------------------
 @needs_weights
 def test_detector_finds_the_wbc_on_bccd_test_images(shared_data):
-    from stream_app.leukocyte.data import load_split
-    from stream_app.leukocyte.detector import shared_detector
+    from stream_app.modes.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.detector import shared_detector
 
     samples = load_split(shared_data("bccd"), "test")
     detector = shared_detector(str(WEIGHTS))
@@ -142,8 +142,8 @@ def test_detector_finds_the_wbc_on_bccd_test_images(shared_data):
 
 @needs_weights
 def test_onnx_runtime_and_torch_agree_on_the_wbc(shared_data):
-    from stream_app.leukocyte.data import load_split
-    from stream_app.leukocyte.detector import OnnxDetector, shared_detector
+    from stream_app.modes.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.detector import OnnxDetector, shared_detector
 
     path = ROOT / "models" / "leukocyte" / "detector_clahe_lab.pt"
     onnx = shared_detector(str(path), "onnx")
@@ -170,7 +170,7 @@ def _write_voc(root: Path, items: list[tuple[str, np.ndarray, list[tuple[str, tu
 
 def _voc_item(sample) -> tuple[str, np.ndarray, list[tuple[str, tuple]]]:
     """A BCCD sample as a ``_write_voc`` item: its image and its labelled boxes, unchanged."""
-    from stream_app.leukocyte.model import CLASSES
+    from stream_app.modes.leukocyte.model import CLASSES
 
     return sample.image_id, sample.load(), [(CLASSES[l - 1], tuple(int(v) for v in b))
                                             for b, l in zip(sample.boxes, sample.labels)]
@@ -178,8 +178,8 @@ def _voc_item(sample) -> tuple[str, np.ndarray, list[tuple[str, tuple]]]:
 
 @needs_weights
 def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path):
-    from stream_app.leukocyte.data import load_split
-    from stream_app.leukocyte.model import CLASSES
+    from stream_app.modes.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.model import CLASSES
 
     samples = {s.image_id: s for s in load_split(shared_data("bccd"), "test")}
     chosen = ["BloodImage_00007", "BloodImage_00011", "BloodImage_00135"]  # the last holds no WBC
@@ -212,7 +212,7 @@ def test_evaluate_cli_prints_the_schema_on_a_tiny_voc_tree(shared_data, tmp_path
 
 @needs_weights
 def test_evaluate_leaves_out_excluded_ids_and_rejects_unknown_ones(shared_data, tmp_path):
-    from stream_app.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.data import load_split
 
     samples = {s.image_id: s for s in load_split(shared_data("bccd"), "test")}
     # 00135: BCCD lists no WBC, one is in view
@@ -239,7 +239,7 @@ def test_evaluate_leaves_out_excluded_ids_and_rejects_unknown_ones(shared_data, 
 def _slide_video(bccd: Path, path: Path, tiles: int = 6, step: int = 20) -> int:
     """Pan a 640x480 window right across a row of BCCD test images, then back a third of the way; return the number
     of distinct WBCs in the mosaic. Images whose WBCs touch a left/right edge are left out (a cut cell has no truth)."""
-    from stream_app.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.data import load_split
     from stream_app.synthetic import write_video
 
     chosen = []
@@ -275,7 +275,7 @@ def test_panned_slide_unique_wbc_count_within_5_percent(shared_data, tmp_path):
 
 @needs_weights
 def test_4k_and_odd_grey_frames_do_not_crash():
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     proc = create_processor("leukocyte")
     big = cv2.resize(synthetic_smear(640, 480, seed=2), (3840, 2160), interpolation=cv2.INTER_LINEAR)
@@ -294,8 +294,8 @@ def test_4k_and_odd_grey_frames_do_not_crash():
 
 @needs_weights
 def test_live_mode_never_waits_for_the_detector_and_resets_counts(shared_data):
-    from stream_app.leukocyte.data import load_split
-    from stream_app.processors import create_processor
+    from stream_app.modes.leukocyte.data import load_split
+    from stream_app.modes import create_processor
 
     sample = next(s for s in load_split(shared_data("bccd"), "test") if (s.labels == 1).sum() == 1)
     frame = sample.load()

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from stream_app.annotators import annotate
-from stream_app.processors import get_mode, mode_names, setting
-from stream_app.processors.base import ModeSpec, Processor
+from stream_app.modes import get_mode, mode_names, setting
+from stream_app.modes.base import ModeSpec, Processor
 from stream_app.results import FrameResult
 from stream_app.synthetic import moving_shapes
 from stream_app.ui.channel import (

@@ -10,7 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from stream_app.processors import ModeSpec, get_mode, mode_names
+from stream_app.modes import ModeSpec, get_mode, mode_names
 from stream_app.ui.channel import Control, controls_for
 
 DEFAULT_MODE = "fingerspell"

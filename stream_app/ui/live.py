@@ -12,7 +12,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from stream_app import config
 from stream_app.annotators import annotate
-from stream_app.processors import ModeSpec
+from stream_app.modes import ModeSpec
 from stream_app.ui import common
 from stream_app.ui.channel import LiveFrameHandler, LiveSession, counts_csv_bytes, panel_lines
 

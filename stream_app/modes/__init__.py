@@ -1,7 +1,8 @@
-"""The mode registry: modes are found by name, imported lazily so ``--help`` does not load torch.
+"""The modes, one package each (``stream_app/modes/<mode>/``), and the registry that finds them by name.
 
-To add a mode, write a module that defines ``SPEC = ModeSpec(...)`` and list it in ``_MODULES``; the UI, the CLI and
-the tests pick it up from here.
+A mode's package holds its processor, its spec (``SPEC = ModeSpec(...)``), its recognition logic, model loading,
+training and evaluation. The registry imports a mode only when it is asked for, so ``--help`` does not load torch.
+To add a mode, add its package and one line to ``_MODULES``; the UI, the CLI and the tests pick it up from here.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from stream_app.processors.base import ModeSpec, Processor, setting
+from stream_app.modes.base import ModeSpec, Processor, setting
 
 _MODULES = {
-    "fingerspell": "stream_app.processors.fingerspell",
-    "leukocyte": "stream_app.processors.leukocyte",
-    "classify": "stream_app.processors.classify",
-    "motion": "stream_app.processors.motion",
+    "fingerspell": "stream_app.modes.fingerspell.processor",
+    "leukocyte": "stream_app.modes.leukocyte.processor",
+    "classify": "stream_app.modes.classify.processor",
+    "motion": "stream_app.modes.motion.processor",
 }
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from stream_app.frames import fit_within
-from stream_app.processors.base import ModeSpec, Processor, setting
+from stream_app.modes.base import ModeSpec, Processor, setting
 from stream_app.results import Detection, FrameResult
 
 

@@ -1,7 +1,7 @@
 """``python -m stream_app train fingerspell``: train the landmark MLP and the STN-MobileNetV2 crop model, choose the
 fusion weight and the shipped model on the validation split, write the weights and ``MODEL_CARD.md``.
 
-Data (through the hand-finder cache, :mod:`stream_app.fingerspell.data`):
+Data (through the hand-finder cache, :mod:`stream_app.modes.fingerspell.data`):
 - train: Roboflow ``train`` split (504 photos x 3 copies) + Massey letters of every hand not held out;
 - validation (checkpoint choice, fusion weight, which model ships): Roboflow ``valid`` split (144 other photos);
 - test (never seen here): Roboflow ``test`` split (72 other photos), Massey leave-one-hand-out (``evaluate``).
@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stream_app.fingerspell import LETTERS
-from stream_app.fingerspell.data import CACHE_CROP, CROP_MARGIN, CROP_SIZE, letter_index, load_cache
-from stream_app.fingerspell.hands import landmark_features
-from stream_app.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE, MODEL_DIR, CropNet,
+from stream_app.modes.fingerspell import LETTERS
+from stream_app.modes.fingerspell.data import CACHE_CROP, CROP_MARGIN, CROP_SIZE, letter_index, load_cache
+from stream_app.modes.fingerspell.hands import landmark_features
+from stream_app.modes.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE, MODEL_DIR, CropNet,
                                            LandmarkMLP, crops_to_tensor, export_crop_onnx, load_into, save_half)
 
 
@@ -269,7 +269,7 @@ def run_train(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.rebuild_cache:
-        from stream_app.fingerspell.data import build_cache
+        from stream_app.modes.fingerspell.data import build_cache
 
         build_cache(force=True, log=log)
     data = load_cache()
@@ -336,7 +336,7 @@ def write_model_card(out: Path, meta: dict) -> None:
     lines = [
         "# Fingerspelling model card", "",
         f"Trained {meta['date']} with `{meta['command']}` (seed {meta['seed']}, {meta['train_minutes']} min on 2 CPU "
-        "cores). Code: `stream_app/fingerspell/` (train.py documents the recipe).", "",
+        "cores). Code: `stream_app/modes/fingerspell/` (train.py documents the recipe).", "",
         "## Models", "",
         "- `landmarks.pt`: MLP 63-256-256-26 on the 21 MediaPipe landmarks (wrist-relative, scaled by the largest "
         "wrist distance, left hands mirrored to right), float32.",

@@ -1,8 +1,8 @@
 """Leukocyte mode: white blood cells (and red cells, platelets) boxed on live microscope video, each WBC counted once.
 
 Pipeline per frame: downscale to at most ``max_side`` (4K input stays cheap; boxes come back in original pixels) ->
-slide motion by phase correlation (:mod:`stream_app.leukocyte.tracking`) -> detector (Faster R-CNN on MobileNetV2,
-:mod:`stream_app.leukocyte.model`; by default on the paper's CLAHE + CIELAB input, which also serves faint / unstained
+slide motion by phase correlation (:mod:`stream_app.modes.leukocyte.tracking`) -> detector (Faster R-CNN on MobileNetV2,
+:mod:`stream_app.modes.leukocyte.model`; by default on the paper's CLAHE + CIELAB input, which also serves faint / unstained
 smears; ``clahe_lab=False`` picks the plain-RGB model) -> WBC tracks in slide coordinates.
 
 * ``live=False`` (files, CLI, tests): the detector runs synchronously on every ``detect_every``-th frame, so results
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream_app.frames import fit_within
-from stream_app.processors.base import ModeSpec, Processor, setting
+from stream_app.modes.base import ModeSpec, Processor, setting
 from stream_app.results import Detection, FrameResult
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class LeukocyteProcessor(Processor):
 
     def __init__(self, settings: LeukocyteSettings, live: bool = False) -> None:
         super().__init__(settings, live)
-        from stream_app.leukocyte.tracking import CellCounter, SlideMotion
+        from stream_app.modes.leukocyte.tracking import CellCounter, SlideMotion
 
         self._motion = SlideMotion()
         self._counter = CellCounter(min_hits=settings.min_hits)
@@ -76,7 +76,7 @@ class LeukocyteProcessor(Processor):
 
     # ---- settings, actions, lifecycle -------------------------------------------------------------------------
     def _detector(self):
-        from stream_app.leukocyte.detector import shared_detector, weights_for
+        from stream_app.modes.leukocyte.detector import shared_detector, weights_for
 
         return shared_detector(str(weights_for("clahe_lab" if self.settings.clahe_lab else "rgb")))
 
@@ -236,43 +236,43 @@ def _suppress_nested(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6
 
 # ---- CLI hooks and bench ------------------------------------------------------------------------------------------
 def _add_evaluate_args(parser) -> None:
-    from stream_app.leukocyte.evaluate import add_evaluate_args
+    from stream_app.modes.leukocyte.evaluate import add_evaluate_args
 
     add_evaluate_args(parser)
 
 
 def _evaluate(args) -> int:
-    from stream_app.leukocyte.evaluate import evaluate
+    from stream_app.modes.leukocyte.evaluate import evaluate
 
     return evaluate(args)
 
 
 def _add_train_args(parser) -> None:
-    from stream_app.leukocyte.train import add_train_args
+    from stream_app.modes.leukocyte.train import add_train_args
 
     add_train_args(parser)
 
 
 def _train(args) -> int:
-    from stream_app.leukocyte.train import train
+    from stream_app.modes.leukocyte.train import train
 
     return train(args)
 
 
 def _bench_frames(n: int, width: int, height: int):
-    from stream_app.leukocyte.bench import bench_frames
+    from stream_app.modes.leukocyte.bench import bench_frames
 
     return bench_frames(n, width, height)
 
 
 def _bench_extra(frames) -> dict:
-    from stream_app.leukocyte.bench import reference_timing
+    from stream_app.modes.leukocyte.bench import reference_timing
 
     return reference_timing(frames)
 
 
 def _warm_up() -> None:
-    from stream_app.leukocyte.detector import shared_detector, weights_for
+    from stream_app.modes.leukocyte.detector import shared_detector, weights_for
 
     for kind in ("clahe_lab", "rgb"):
         shared_detector(str(weights_for(kind)))(np.zeros((480, 640, 3), np.uint8))

@@ -6,7 +6,7 @@ Keys (the issue's schema, plus reference rows):
   (COCO AP from pycocotools), ``image_level`` {accuracy, precision, recall, f1, ...}: an image is positive when it
   holds a WBC, and predicted positive when a WBC scores at least ``--wbc-threshold``. These are for the default
   model (the paper's CLAHE + CIELAB input).
-* ``faint`` {preprocessed, raw}: the same images through :func:`~stream_app.leukocyte.preprocess.faint` (a pale,
+* ``faint`` {preprocessed, raw}: the same images through :func:`~stream_app.modes.leukocyte.preprocess.faint` (a pale,
   colourless, low-contrast, unstained-looking smear); ``preprocessed`` = the CLAHE + CIELAB model on them, ``raw`` =
   the RGB model on them, each {ap50, ap50_95, image_level} for WBC.
   ``stain_normalised`` adds the optional Reinhard stain normalisation before CLAHE + CIELAB (the processor's
@@ -14,7 +14,7 @@ Keys (the issue's schema, plus reference rows):
 * ``stain_shift`` {preprocessed, raw, stain_normalised}: the same for a hue/saturation-shifted stain (a different
   lab's colours). ``stain_normalised_on_original``: what that setting costs on the untouched images.
 * ``rgb_model``: the plain-RGB model on the untouched images (same keys as the top level).
-* ``baseline``: the HSV threshold reference (:mod:`stream_app.leukocyte.baseline`) on the untouched, faint and
+* ``baseline``: the HSV threshold reference (:mod:`stream_app.modes.leukocyte.baseline`) on the untouched, faint and
   stain-shifted images, and its time per image.
 * ``ms_per_image``: detector time per image (median), ``models``: which weight files were used.
 * ``settings``: split, thresholds, and the image ids left out with ``--exclude`` (for images whose labels are known
@@ -34,11 +34,11 @@ import numpy as np
 import torch
 
 from stream_app.config import data_dir
-from stream_app.leukocyte import baseline
-from stream_app.leukocyte.data import load_split
-from stream_app.leukocyte.detector import WEIGHTS, shared_detector
-from stream_app.leukocyte.metrics import coco_ap, image_level
-from stream_app.leukocyte.preprocess import faint
+from stream_app.modes.leukocyte import baseline
+from stream_app.modes.leukocyte.data import load_split
+from stream_app.modes.leukocyte.detector import WEIGHTS, shared_detector
+from stream_app.modes.leukocyte.metrics import coco_ap, image_level
+from stream_app.modes.leukocyte.preprocess import faint
 from stream_app.sources import InputError
 
 DEFAULT_WBC_THRESHOLD = 0.5

@@ -19,8 +19,8 @@ import torch
 
 from stream_app.config import MODELS_DIR
 from stream_app.frames import check_frame
-from stream_app.leukocyte.model import CLASSES, DetectorConfig, load_detector
-from stream_app.leukocyte.preprocess import model_input, normalise_stain
+from stream_app.modes.leukocyte.model import CLASSES, DetectorConfig, load_detector
+from stream_app.modes.leukocyte.preprocess import model_input, normalise_stain
 
 MODEL_DIR = MODELS_DIR / "leukocyte"
 WEIGHTS = {"rgb": MODEL_DIR / "detector_rgb.pt", "clahe_lab": MODEL_DIR / "detector_clahe_lab.pt"}
@@ -49,7 +49,7 @@ class Detector:
 
     def prepare(self, frame: np.ndarray, normalise: bool = False) -> tuple[np.ndarray, float]:
         """Resize (never up by more than the model's rule), optionally match the stain to the training smears
-        (:func:`~stream_app.leukocyte.preprocess.normalise_stain`), and convert to the model's input; returns
+        (:func:`~stream_app.modes.leukocyte.preprocess.normalise_stain`), and convert to the model's input; returns
         (image, scale)."""
         check_frame(frame)
         h, w = frame.shape[:2]
@@ -83,7 +83,7 @@ def weights_for(input_kind: str) -> Path:
 
 
 class OnnxDetector(Detector):
-    """The same detector exported to ONNX (:mod:`stream_app.leukocyte.export`), run by ONNX Runtime."""
+    """The same detector exported to ONNX (:mod:`stream_app.modes.leukocyte.export`), run by ONNX Runtime."""
 
     def __init__(self, session, cfg: DetectorConfig) -> None:
         super().__init__(None, cfg)

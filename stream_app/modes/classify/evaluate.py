@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_app.classifier.data import LabelledImages, has_split_folders, load_folder, load_npz, read_split
-from stream_app.classifier.network import DEFAULT_MODEL, LoadedModel, load_model, prepare
+from stream_app.modes.classify.data import LabelledImages, has_split_folders, load_folder, load_npz, read_split
+from stream_app.modes.classify.network import DEFAULT_MODEL, LoadedModel, load_model, prepare
 from stream_app.sources import InputError
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_app.fingerspell import LETTERS
+from stream_app.modes.fingerspell import LETTERS
 
 
 def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
@@ -58,16 +58,16 @@ def letter_folders(root: Path) -> list[tuple[Path, str]]:
 
 
 def roboflow_test_items() -> list[tuple[Path, str]]:
-    from stream_app.fingerspell.data import roboflow_items
+    from stream_app.modes.fingerspell.data import roboflow_items
 
     return [(it.path, it.letter) for it in roboflow_items() if it.split == "test"]
 
 
 def evaluate_images(items: list[tuple[Path, str]], classifiers, log=None) -> dict:
     """Run the app's still-image path over ``items``; per-image predictions of every model."""
-    from stream_app.fingerspell.hands import HandFinder
+    from stream_app.modes.fingerspell.hands import HandFinder
     from stream_app.frames import fit_within
-    from stream_app.processors.fingerspell import analyse
+    from stream_app.modes.fingerspell.processor import analyse
     from stream_app.sources import read_image
 
     finder = HandFinder(video=False)
@@ -143,8 +143,8 @@ def massey_loho(seed: int = 0, crop_minutes: float = 0.0, log=None) -> dict:
     """Leave one Massey hand out: retrain on Roboflow train + the other four hands, test on the held-out hand."""
     import torch
 
-    from stream_app.fingerspell.data import letter_index, load_cache
-    from stream_app.fingerspell.train import (accuracy, cache_features, center_crops, predict_crops,
+    from stream_app.modes.fingerspell.data import letter_index, load_cache
+    from stream_app.modes.fingerspell.train import (accuracy, cache_features, center_crops, predict_crops,
                                               predict_landmarks, split_masks, train_crop, train_landmarks)
 
     torch.set_num_threads(2)
@@ -183,7 +183,7 @@ def massey_loho(seed: int = 0, crop_minutes: float = 0.0, log=None) -> dict:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from stream_app.cli import UsageError
-    from stream_app.fingerspell.models import load_classifiers
+    from stream_app.modes.fingerspell.models import load_classifiers
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)

@@ -1,7 +1,7 @@
 """Export a trained detector to ONNX (the TorchScript-based exporter, opset 11, dynamic image size) for ONNX Runtime,
 which runs the same Faster R-CNN faster on a CPU (see ``../shared/design.md``).
 
-    python -m stream_app.leukocyte.export models/leukocyte/detector_rgb.pt   # writes detector_rgb.onnx beside it
+    python -m stream_app.modes.leukocyte.export models/leukocyte/detector_rgb.pt   # writes detector_rgb.onnx beside it
 
 The graph holds the whole torchvision pipeline (normalise, resize, backbone, RPN, box head, NMS); it takes one
 ``3xHxW`` float image in [0, 1] already in the model's input space, and returns boxes, labels, scores.
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stream_app.leukocyte.model import load_detector
+from stream_app.modes.leukocyte.model import load_detector
 
 
 def export_onnx(weights: str | Path, out: str | Path | None = None) -> Path:
@@ -46,7 +46,7 @@ def check_onnx(weights: str | Path, onnx_path: str | Path, image: np.ndarray) ->
         ref = model([tensor])[0]
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     boxes, labels, scores = session.run(None, {"image": tensor.numpy()})
-    from stream_app.leukocyte.tracking import iou_matrix
+    from stream_app.modes.leukocyte.tracking import iou_matrix
 
     strong = ref["boxes"].numpy()[ref["scores"].numpy() >= 0.5]
     if len(strong) == 0:

@@ -8,7 +8,7 @@ import io
 
 import numpy as np
 
-from stream_app.leukocyte.model import CLASSES
+from stream_app.modes.leukocyte.model import CLASSES
 
 
 def coco_ap(ground_truth: list[tuple[np.ndarray, np.ndarray]], predictions: list[tuple[np.ndarray, np.ndarray, np.ndarray]],

@@ -13,7 +13,7 @@ Recipe (the reference Pap-smear study's, on a network that runs on a CPU):
    weights in the validation loss), so a rare class counts as much as a common one.
 
 Everything is seeded (``--seed``). The artefacts are ``weights.pt`` (float16), ``labels.json``, ``MODEL_CARD.md``
-(whose metrics come from :func:`stream_app.classifier.evaluate.evaluate_data`, the code behind ``evaluate``) and
+(whose metrics come from :func:`stream_app.modes.classify.evaluate.evaluate_data`, the code behind ``evaluate``) and
 ``confusion.png`` / ``roc.png`` for the held-out split.
 """
 
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_app.classifier.data import (LabelledImages, has_split_folders, load_folder, load_npz, npz_classes,
+from stream_app.modes.classify.data import (LabelledImages, has_split_folders, load_folder, load_npz, npz_classes,
                                          stratified_split, write_split)
-from stream_app.classifier.evaluate import evaluate_data
-from stream_app.classifier.network import (ModelMeta, build_network, load_model, normalise, prepare, save_model)
+from stream_app.modes.classify.evaluate import evaluate_data
+from stream_app.modes.classify.network import (ModelMeta, build_network, load_model, normalise, prepare, save_model)
 from stream_app.sources import InputError
 
 TODAY = dt.date.today().isoformat

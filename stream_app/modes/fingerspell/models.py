@@ -1,6 +1,6 @@
 """The fingerspelling classifiers and their loading (once per process, shared by every stream).
 
-- ``LandmarkMLP``: 63 landmark features (:func:`stream_app.fingerspell.hands.landmark_features`) -> 26 letters. It never
+- ``LandmarkMLP``: 63 landmark features (:func:`stream_app.modes.fingerspell.hands.landmark_features`) -> 26 letters. It never
   sees the background, which is where the source paper's image model failed.
 - ``CropNet``: a Spatial Transformer (localisation net -> affine ``theta`` initialised to the identity ->
   ``F.affine_grid`` / ``F.grid_sample``) in front of torchvision's ImageNet-pretrained MobileNetV2 (the registry-shipped
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from stream_app.config import MODELS_DIR, VENDOR_DIR
-from stream_app.fingerspell import LETTERS
+from stream_app.modes.fingerspell import LETTERS
 
 MODEL_DIR = MODELS_DIR / "fingerspell"
 LANDMARK_FILE = "landmarks.pt"

@@ -1,5 +1,5 @@
 """Fingerspelling: hand finding (MediaPipe Tasks), hand-crop and landmark classifiers, spelling logic, training and
-evaluation. The processor that plugs it into the app is :mod:`stream_app.processors.fingerspell`.
+evaluation. The processor that plugs it into the app is :mod:`stream_app.modes.fingerspell.processor`.
 
 - :mod:`.hands`: ``HandFinder`` (MediaPipe ``HandLandmarker``; VIDEO mode for streams, IMAGE mode with retries for
   stills), the square crop, landmark features, left hands mirrored to right ones.

@@ -11,7 +11,7 @@ Two backbones from one builder (:func:`build_detector`):
   users with a GPU and for the ``bench`` comparison; it needs no weights to be built.
 
 Shapes: the model takes a list of ``3xHxW`` float tensors in [0, 1] (RGB, or CIELAB when the model's ``input`` is
-``clahe_lab``, see :mod:`stream_app.leukocyte.preprocess`) and returns, per image, ``boxes`` (Nx4, x1y1x2y2 pixels of
+``clahe_lab``, see :mod:`stream_app.modes.leukocyte.preprocess`) and returns, per image, ``boxes`` (Nx4, x1y1x2y2 pixels of
 that image), ``labels`` (N, 1=WBC 2=RBC 3=Platelets) and ``scores`` (N).
 """
 

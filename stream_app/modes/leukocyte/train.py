@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from stream_app.config import data_dir
-from stream_app.leukocyte.data import VocSample, load_split
-from stream_app.leukocyte.detector import WEIGHTS, Detector
-from stream_app.leukocyte.metrics import coco_ap
-from stream_app.leukocyte.model import DetectorConfig, build_detector, save_detector
-from stream_app.leukocyte.preprocess import model_input
+from stream_app.modes.leukocyte.data import VocSample, load_split
+from stream_app.modes.leukocyte.detector import WEIGHTS, Detector
+from stream_app.modes.leukocyte.metrics import coco_ap
+from stream_app.modes.leukocyte.model import DetectorConfig, build_detector, save_detector
+from stream_app.modes.leukocyte.preprocess import model_input
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def train(args: argparse.Namespace) -> int:
     cfg = DetectorConfig(backbone=args.backbone, input=args.input, min_size=args.min_size, max_size=args.max_size,
                          clahe_clip=args.clahe_clip, clahe_grid=args.clahe_grid)
     if args.init:
-        from stream_app.leukocyte.model import load_detector
+        from stream_app.modes.leukocyte.model import load_detector
 
         model, init_cfg = load_detector(args.init)
         if (init_cfg.backbone, init_cfg.input) != (cfg.backbone, cfg.input):
@@ -213,6 +213,6 @@ def train(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":  # same as `python -m stream_app train leukocyte ...`
-    _parser = argparse.ArgumentParser(prog="python -m stream_app.leukocyte.train")
+    _parser = argparse.ArgumentParser(prog="python -m stream_app.modes.leukocyte.train")
     add_train_args(_parser)
     raise SystemExit(train(_parser.parse_args()))

@@ -4,7 +4,7 @@ WBC nuclei are the only strongly stained purple-blue objects in a Wright/Giemsa 
 finds them; a closing joins the lobes of one nucleus, components smaller than ``min_area`` are dropped, and each
 nucleus box is grown by ``grow`` to cover the cytoplasm. It never says "no cell" unless nothing is stained: it is the
 row the learned detector has to beat, above all on other stains and faint smears. Parameters were tuned on BCCD
-train with :func:`tune` (``python -m stream_app.leukocyte.baseline``); the result is :data:`PARAMS`.
+train with :func:`tune` (``python -m stream_app.modes.leukocyte.baseline``); the result is :data:`PARAMS`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ class BaselineParams:
     grow: float = 1.5
 
 
-# Tuned on BCCD train (205 images): `python -m stream_app.leukocyte.baseline` printed train WBC AP50 0.9768 with these.
+# Tuned on BCCD train (205 images): `python -m stream_app.modes.leukocyte.baseline` printed train WBC AP50 0.9768 with these.
 PARAMS = BaselineParams(hue_lo=105, hue_hi=160, sat_min=80, min_area=0.002, close_px=21, grow=1.3)
 WORK_SIDE = 640
 
@@ -71,7 +71,7 @@ def _detect_hsv(hsv: np.ndarray, p: BaselineParams, scale: float, size: tuple[in
 
 def tune(samples) -> tuple[BaselineParams, float]:
     """Grid search on ``samples`` (VOC samples) for the best WBC AP50."""
-    from stream_app.leukocyte.metrics import coco_ap
+    from stream_app.modes.leukocyte.metrics import coco_ap
 
     hsvs, sizes, gts = [], [], []
     for s in samples:
@@ -98,7 +98,7 @@ if __name__ == "__main__":
     import json
 
     from stream_app.config import data_dir
-    from stream_app.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.data import load_split
 
     params, ap = tune(load_split(data_dir() / "bccd", "train"))
     print(json.dumps({"params": asdict(params), "train_wbc_ap50": ap}))

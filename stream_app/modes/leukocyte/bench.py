@@ -34,7 +34,7 @@ def synthetic_smear(width: int = 640, height: int = 480, seed: int = 0, n_wbc: i
 
 def bench_frames(n: int, width: int, height: int):
     """BCCD test-split images, panned slightly frame to frame, if the shared data is present; else generated."""
-    from stream_app.leukocyte.data import load_split
+    from stream_app.modes.leukocyte.data import load_split
 
     root = data_dir() / "bccd"
     try:
@@ -64,7 +64,7 @@ def _median_ms(fn, frames, warmup: int = 1) -> float:
 def live_simulation(frames: list[np.ndarray], seconds: float = 6.0, fps: float = 30.0) -> dict:
     """Feed frames to a live processor at a camera's rate for ``seconds``: frames shown per second and fresh
     detections per second (the detector runs in its background thread)."""
-    from stream_app.processors import create_processor
+    from stream_app.modes import create_processor
 
     proc = create_processor("leukocyte", live=True)
     try:
@@ -92,8 +92,8 @@ def reference_timing(frames: list[np.ndarray], n: int = 6) -> dict:
     """Time the shipped default detector (resize + preprocessing + network) and a ResNet-50 FPN Faster R-CNN (torch,
     random init: the cost is the same; at BCCD's native 480 lines and at our input size) on the same frames in this
     run; plus a live-mode simulation."""
-    from stream_app.leukocyte.detector import shared_detector, weights_for
-    from stream_app.leukocyte.model import DetectorConfig, build_detector
+    from stream_app.modes.leukocyte.detector import shared_detector, weights_for
+    from stream_app.modes.leukocyte.model import DetectorConfig, build_detector
 
     torch.set_num_threads(2)
     frames = list(frames[: n + 1])

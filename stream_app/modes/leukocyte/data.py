@@ -2,7 +2,7 @@
 
 Any image size, images with no objects, and missing XML files (= no objects) are accepted; unknown class names are
 skipped. Boxes are returned as float32 ``Nx4`` (x1, y1, x2, y2) in pixels, labels as int64 class ids (1=WBC,
-2=RBC, 3=Platelets, see :data:`stream_app.leukocyte.model.CLASSES`).
+2=RBC, 3=Platelets, see :data:`stream_app.modes.leukocyte.model.CLASSES`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_app.leukocyte.model import CLASSES
+from stream_app.modes.leukocyte.model import CLASSES
 from stream_app.sources import InputError, read_image
 
 _ALIASES = {name.lower(): i + 1 for i, name in enumerate(CLASSES)} | {"platelet": 3, "plt": 3}

@@ -1,10 +1,10 @@
 """Fingerspelling mode: MediaPipe hand -> square crop + 21 landmarks -> letter classifiers -> spelled text.
 
-Per frame: the signing hand is found (:mod:`stream_app.fingerspell.hands`; VIDEO/tracking mode for streams, IMAGE mode
+Per frame: the signing hand is found (:mod:`stream_app.modes.fingerspell.hands`; VIDEO/tracking mode for streams, IMAGE mode
 with retries for stills), cut out as a 128 px square crop and turned into landmark features, both mirrored to the
 right hand; the shipped classifier (landmark MLP, STN-MobileNetV2 crop model or their fusion, see
 ``models/fingerspell/MODEL_CARD.md``) gives the letter, its confidence and the top 5. In a stream the
-:class:`~stream_app.fingerspell.speller.Speller` adds a letter to the text once it has been stable for
+:class:`~stream_app.modes.fingerspell.speller.Speller` adds a letter to the text once it has been stable for
 ``stable_s`` seconds, needs a release between double letters, and adds J and Z from the fingertip motion. To save
 CPU, a stream's hand that has not moved reuses its last probabilities for up to ``reclassify_every - 1`` frames.
 
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_app.processors.base import ModeSpec, Processor, setting
+from stream_app.modes.base import ModeSpec, Processor, setting
 from stream_app.results import Detection, FrameResult
 
 MODEL_CHOICES = ("shipped", "fused", "landmarks", "crop")
@@ -58,7 +58,7 @@ class _LastClassification:
 
 
 def _classifiers():
-    from stream_app.fingerspell.models import shared_classifiers
+    from stream_app.modes.fingerspell.models import shared_classifiers
 
     return shared_classifiers()
 
@@ -67,7 +67,7 @@ def analyse(hands, small: np.ndarray, scale: float, width: int, height: int, cla
     """Shared by the processor and ``evaluate``: choose the signing hand and classify it.
 
     Returns ``(hand, probs)`` where ``probs`` maps model name -> (26,) probabilities (None without a hand)."""
-    from stream_app.fingerspell.hands import choose_signing_hand, landmark_features
+    from stream_app.modes.fingerspell.hands import choose_signing_hand, landmark_features
 
     hand = choose_signing_hand(hands, width, height)
     if hand is None:
@@ -77,7 +77,7 @@ def analyse(hands, small: np.ndarray, scale: float, width: int, height: int, cla
 
 def classify_hand(hand, feats: np.ndarray, small: np.ndarray, scale: float, classifiers, model: str = "shipped"):
     """The chosen hand's letter probabilities: model name -> (26,) array. ``feats`` are its landmark features."""
-    from stream_app.fingerspell.hands import square_crop
+    from stream_app.modes.fingerspell.hands import square_crop
 
     which = None if model == "shipped" else (("landmarks", "crop") if model in ("fused", "all") else (model,))
     crop = None
@@ -94,7 +94,7 @@ class FingerspellProcessor(Processor):
 
     def __init__(self, settings: FingerspellSettings, live: bool = False) -> None:
         super().__init__(settings, live)
-        from stream_app.fingerspell.speller import Speller
+        from stream_app.modes.fingerspell.speller import Speller
 
         if settings.model not in MODEL_CHOICES:
             raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {settings.model!r}")
@@ -104,7 +104,7 @@ class FingerspellProcessor(Processor):
         self._last: _LastClassification | None = None
 
     def _finder(self, video: bool):
-        from stream_app.fingerspell.hands import HandFinder
+        from stream_app.modes.fingerspell.hands import HandFinder
 
         finder = self._finders.get(video)
         if finder is None or finder.max_side != self.settings.max_side:
@@ -136,7 +136,7 @@ class FingerspellProcessor(Processor):
         probabilities for up to ``reclassify_every - 1`` frames. The crop network is a third of a frame's cost, and a
         held letter does not change between two camera frames; landmarks (and so J/Z motion) are still read on every
         frame."""
-        from stream_app.fingerspell.hands import choose_signing_hand, landmark_features
+        from stream_app.modes.fingerspell.hands import choose_signing_hand, landmark_features
 
         hand = choose_signing_hand(hands, width, height)
         if hand is None:
@@ -154,8 +154,8 @@ class FingerspellProcessor(Processor):
         return hand, probs
 
     def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
-        from stream_app.fingerspell import LETTERS
-        from stream_app.fingerspell.hands import INDEX_TIP, PINKY_TIP
+        from stream_app.modes.fingerspell import LETTERS
+        from stream_app.modes.fingerspell.hands import INDEX_TIP, PINKY_TIP
 
         stream = timestamp_s is not None
         t0 = time.perf_counter()
@@ -246,25 +246,25 @@ def warm_up() -> None:
 
 
 def _add_evaluate_args(parser):
-    from stream_app.fingerspell.evaluate import add_evaluate_args
+    from stream_app.modes.fingerspell.evaluate import add_evaluate_args
 
     add_evaluate_args(parser)
 
 
 def _evaluate(args) -> int:
-    from stream_app.fingerspell.evaluate import run_evaluate
+    from stream_app.modes.fingerspell.evaluate import run_evaluate
 
     return run_evaluate(args)
 
 
 def _add_train_args(parser):
-    from stream_app.fingerspell.train import add_train_args
+    from stream_app.modes.fingerspell.train import add_train_args
 
     add_train_args(parser)
 
 
 def _train(args) -> int:
-    from stream_app.fingerspell.train import run_train
+    from stream_app.modes.fingerspell.train import run_train
 
     return run_train(args)
 

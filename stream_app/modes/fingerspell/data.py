@@ -26,8 +26,8 @@ import cv2
 import numpy as np
 
 from stream_app.config import ROOT, data_dir
-from stream_app.fingerspell import LETTERS
-from stream_app.fingerspell.hands import HandFinder, choose_signing_hand, square_crop
+from stream_app.modes.fingerspell import LETTERS
+from stream_app.modes.fingerspell.hands import HandFinder, choose_signing_hand, square_crop
 
 CROP_SIZE = 128          # classifier input
 CROP_MARGIN = 0.2        # margin around the landmark box, per side, as a fraction of its longer side
@@ -104,7 +104,7 @@ def _background_patches(items: list[Item], rng: np.random.Generator, per_image: 
 
 def hand_model_id() -> str:
     """Which MediaPipe bundle found the hands: a cache made with another one is rebuilt, never reused."""
-    from stream_app.fingerspell.hands import bundle_bytes
+    from stream_app.modes.fingerspell.hands import bundle_bytes
 
     return hashlib.sha256(bundle_bytes()).hexdigest()[:16]
 
@@ -170,7 +170,7 @@ def letter_index(letters) -> np.ndarray:
     return np.array([lookup[c] for c in letters], np.int64)
 
 
-if __name__ == "__main__":  # python -m stream_app.fingerspell.data [--force]
+if __name__ == "__main__":  # python -m stream_app.modes.fingerspell.data [--force]
     import sys
 
     build_cache(force="--force" in sys.argv)

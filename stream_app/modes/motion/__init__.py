@@ -1,0 +1,1 @@
+"""Motion mode: boxes around whatever moves (OpenCV background subtraction); no model. :mod:`.processor`."""
