@@ -18,15 +18,10 @@ import logging
 import sys
 from pathlib import Path
 
-from stream_app.frames import FrameError
+from stream_app.errors import FrameError, InputError, UsageError
 from stream_app.modes import UnknownModeError, get_mode, mode_names
-from stream_app.sources import InputError
 
 EXIT_BAD_INPUT = 2
-
-
-class UsageError(ValueError):
-    """A command-line value that does not fit (reported like bad input: exit 2, one line)."""
 
 
 def parse_settings(mode: str, pairs: list[str]) -> dict:

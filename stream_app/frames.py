@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-class FrameError(ValueError):
-    """A frame that cannot be processed (wrong shape, dtype, empty)."""
+from stream_app.errors import FrameError
 
 
 def check_frame(frame: np.ndarray) -> np.ndarray:

@@ -14,14 +14,11 @@ from typing import Iterator
 
 import numpy as np
 
-from stream_app.frames import FrameError, to_rgb8
+from stream_app.errors import FrameError, InputError
+from stream_app.frames import to_rgb8
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".y4m")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
-class InputError(ValueError):
-    """An input that cannot be read; the message is meant for the user as it is."""
 
 
 @dataclass(frozen=True)

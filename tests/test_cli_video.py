@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from stream_app.cli import main
-from stream_app.sources import InputError, iter_video, probe_video, read_image
+from stream_app.errors import InputError
+from stream_app.sources import iter_video, probe_video, read_image
 from stream_app.synthetic import moving_shapes, write_video
 
 ROOT = Path(__file__).resolve().parents[1]

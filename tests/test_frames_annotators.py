@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from stream_app.annotators import annotate, colour_for
-from stream_app.frames import FrameError, check_frame, fit_within, to_rgb8
+from stream_app.errors import FrameError
+from stream_app.frames import check_frame, fit_within, to_rgb8
 from stream_app.modes import UnknownModeError, create_processor, get_mode, mode_names
 from stream_app.results import Detection, FrameResult
 from stream_app.synthetic import moving_shapes

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import streamlit as st
 
+from stream_app.errors import InputError
 from stream_app.pipeline import process_image
 from stream_app.sinks import encode_png
-from stream_app.sources import InputError, read_image
+from stream_app.sources import read_image
 from stream_app.ui import common
 from stream_app.ui.channel import result_lines, timings_line
 

@@ -18,7 +18,8 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from stream_app import config
 from stream_app.annotators import annotate
 from stream_app.pipeline import process_video
-from stream_app.sources import InputError, probe_video
+from stream_app.errors import InputError
+from stream_app.sources import probe_video
 from stream_app.ui import common
 from stream_app.ui.channel import LiveFrameHandler, counts_csv_bytes
 from stream_app.ui.live import action_buttons, get_session, panel, rtc_configuration

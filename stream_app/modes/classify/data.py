@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from stream_app.sources import InputError, list_images, read_image
+from stream_app.errors import InputError
+from stream_app.sources import list_images, read_image
 
 SPLITS = ("train", "val", "test")
 

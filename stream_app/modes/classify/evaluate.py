@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stream_app.errors import InputError
 from stream_app.modes.classify.data import LabelledImages, has_split_folders, load_folder, load_npz, read_split
 from stream_app.modes.classify.network import DEFAULT_MODEL, LoadedModel, load_model, prepare
-from stream_app.sources import InputError
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:

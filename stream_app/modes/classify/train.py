@@ -31,11 +31,11 @@ from pathlib import Path
 
 import numpy as np
 
+from stream_app.errors import InputError
 from stream_app.modes.classify.data import (LabelledImages, has_split_folders, load_folder, load_npz, npz_classes,
-                                         stratified_split, write_split)
+                                               stratified_split, write_split)
 from stream_app.modes.classify.evaluate import evaluate_data
 from stream_app.modes.classify.network import (ModelMeta, build_network, load_model, normalise, prepare, save_model)
-from stream_app.sources import InputError
 
 TODAY = dt.date.today().isoformat
 

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from stream_app.errors import InputError
 from stream_app.modes.leukocyte.model import CLASSES
-from stream_app.sources import InputError, read_image
+from stream_app.sources import read_image
 
 _ALIASES = {name.lower(): i + 1 for i, name in enumerate(CLASSES)} | {"platelet": 3, "plt": 3}
 

@@ -34,12 +34,12 @@ import numpy as np
 import torch
 
 from stream_app.config import data_dir
+from stream_app.errors import InputError
 from stream_app.modes.leukocyte import baseline
 from stream_app.modes.leukocyte.data import load_split
 from stream_app.modes.leukocyte.detector import WEIGHTS, shared_detector
 from stream_app.modes.leukocyte.metrics import coco_ap, image_level
 from stream_app.modes.leukocyte.preprocess import faint
-from stream_app.sources import InputError
 
 DEFAULT_WBC_THRESHOLD = 0.5
 

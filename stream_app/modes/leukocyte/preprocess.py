@@ -23,7 +23,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from stream_app.frames import FrameError, check_frame
+from stream_app.errors import FrameError
+from stream_app.frames import check_frame
 
 
 def _check_params(clip: float, grid: int) -> None:
