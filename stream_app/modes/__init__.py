@@ -2,7 +2,7 @@
 
 A mode's package holds its processor, its spec (``SPEC = ModeSpec(...)``), its recognition logic, model loading,
 training and evaluation. The registry imports a mode only when it is asked for, so ``--help`` does not load torch.
-To add a mode, add its package and one line to ``_MODULES``; the UI, the CLI and the tests pick it up from here.
+To add a mode, add its package and one line to ``MODES``; the UI, the CLI and the tests pick it up from here.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import importlib.util
 
 from stream_app.modes.base import ModeSpec, Processor, setting
 
-_MODULES = {
-    "fingerspell": "stream_app.modes.fingerspell.processor",
-    "leukocyte": "stream_app.modes.leukocyte.processor",
-    "classify": "stream_app.modes.classify.processor",
-    "motion": "stream_app.modes.motion.processor",
+MODES = {
+    "fingerspell": "stream_app.modes.fingerspell.spec",
+    "leukocyte": "stream_app.modes.leukocyte.spec",
+    "classify": "stream_app.modes.classify.spec",
+    "motion": "stream_app.modes.motion.spec",
 }
 
 
@@ -27,13 +27,13 @@ class UnknownModeError(KeyError):
 
 def mode_names() -> list[str]:
     """Modes whose module is present (a mode under construction is simply absent)."""
-    return [name for name, module in _MODULES.items() if importlib.util.find_spec(module) is not None]
+    return [name for name, module in MODES.items() if importlib.util.find_spec(module) is not None]
 
 
 def get_mode(name: str) -> ModeSpec:
     if name not in mode_names():
         raise UnknownModeError(name)
-    return importlib.import_module(_MODULES[name]).SPEC
+    return importlib.import_module(MODES[name]).SPEC
 
 
 def create_processor(name: str, **settings) -> Processor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import importlib
 import logging
 import time
 import traceback
@@ -81,9 +82,37 @@ class Processor(abc.ABC):
         """Release per-stream resources (background threads, trackers)."""
 
 
+class Hook:
+    """A function named ``"package.module:function"`` and imported when it is first called.
+
+    Mode specs name their CLI, bench, warm-up and report functions this way: listing the modes (``--help``, the
+    pages' selector) then imports no torch, and no hand-written wrapper is needed to put an import off.
+    """
+
+    def __init__(self, target: str) -> None:
+        module, sep, name = target.partition(":")
+        if not (module and sep and name):
+            raise ValueError(f"a hook is named 'package.module:function', got {target!r}")
+        self.target = target
+
+    def resolve(self) -> Callable:
+        module, _, name = self.target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.resolve()(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Hook({self.target!r})"
+
+
+HOOKS = ("add_evaluate_args", "evaluate", "add_train_args", "train", "bench_frames", "bench_extra", "warm_up", "report")
+
+
 @dataclass(frozen=True)
 class ModeSpec:
-    """How a mode plugs in: its processor, its settings, and optional CLI hooks for ``evaluate`` and ``train``.
+    """How a mode plugs in: its processor, its settings, and optional hooks, each a function or a
+    ``"package.module:function"`` name (made a :class:`Hook`, imported when called).
 
     ``add_evaluate_args(parser)`` / ``add_train_args(parser)`` add argparse options; ``evaluate(args)`` and
     ``train(args)`` return an exit code. ``bench_frames(n, width, height)`` yields frames that exercise the mode
@@ -99,15 +128,21 @@ class ModeSpec:
     description: str
     processor_cls: type[Processor]
     settings_cls: type
-    add_evaluate_args: Callable | None = None
-    evaluate: Callable | None = None
-    add_train_args: Callable | None = None
-    train: Callable | None = None
-    bench_frames: Callable | None = None
-    bench_extra: Callable | None = None
-    warm_up: Callable[[], None] | None = None
-    report: Callable | None = None
+    add_evaluate_args: Callable | str | None = None
+    evaluate: Callable | str | None = None
+    add_train_args: Callable | str | None = None
+    train: Callable | str | None = None
+    bench_frames: Callable | str | None = None
+    bench_extra: Callable | str | None = None
+    warm_up: Callable[[], None] | str | None = None
+    report: Callable | str | None = None
     notice: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in HOOKS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Hook(value))
 
     def create(self, live: bool = False, **settings: Any) -> Processor:
         return self.processor_cls(self.settings_cls(**settings), live=live)

@@ -24,12 +24,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from stream_app.config import MODELS_DIR, VENDOR_DIR
+from stream_app.backbones import IMAGENET_MEAN, IMAGENET_STD, mobilenet_v2
+from stream_app.config import MODELS_DIR
 
 ARCH = "mobilenet_v2"
-BACKBONE_FILE = "mobilenet_v2-b0353104.pth"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_MODEL = "pneumonia"
 WEIGHTS_FILE = "weights.pt"
 META_FILE = "labels.json"
@@ -75,14 +73,8 @@ class ModelMeta:
 def build_network(num_classes: int, pretrained: bool = False, dropout: float = 0.2):
     """MobileNetV2 with a ``num_classes`` head; ``pretrained`` loads the vendored ImageNet backbone."""
     import torch
-    import torchvision
 
-    net = torchvision.models.mobilenet_v2(weights=None)
-    if pretrained:
-        path = VENDOR_DIR / BACKBONE_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"ImageNet weights {path} not found: run `python scripts/fetch_models.py`")
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net = mobilenet_v2(pretrained)
     net.classifier = torch.nn.Sequential(torch.nn.Dropout(dropout), torch.nn.Linear(net.last_channel, num_classes))
     return net
 

@@ -1,4 +1,4 @@
-"""Classify mode: whole-image class probabilities from a transfer-learned MobileNetV2 (:mod:`stream_app.modes.classify`).
+"""Classify mode: whole-image class probabilities from a transfer-learned MobileNetV2 (:mod:`.network`).
 
 For still images (the image page: upload, bar chart, PNG report) and, as it is a per-frame classifier of a few
 milliseconds, for replayed and live video too. ``top_k`` holds every class of the model with its probability, most
@@ -14,11 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_app.modes.classify.evaluate import add_evaluate_args, run_evaluate
+from stream_app.modes.base import Processor, setting
 from stream_app.modes.classify.network import DEFAULT_MODEL, available_models, load_model, prepare
-from stream_app.modes.classify.report import NOTICE, model_text, render_report
-from stream_app.modes.classify.train import add_train_args, run_train
-from stream_app.modes.base import ModeSpec, Processor, setting
+from stream_app.modes.classify.report import model_text
 from stream_app.results import FrameResult
 
 COLOUR_WARNING_LEVEL = 12.0  # mean |R-G| + |G-B| (0-255 scale) above which a grey model warns about a colour image
@@ -56,18 +54,3 @@ def warm_up() -> None:
     if DEFAULT_MODEL in available_models():
         load_model(DEFAULT_MODEL)
 
-
-SPEC = ModeSpec(
-    name="classify",
-    title="Image classification",
-    description="Class probabilities for a whole image (default model: chest X-ray, normal vs pneumonia).",
-    processor_cls=ClassifyProcessor,
-    settings_cls=ClassifySettings,
-    add_evaluate_args=add_evaluate_args,
-    evaluate=run_evaluate,
-    add_train_args=add_train_args,
-    train=run_train,
-    warm_up=warm_up,
-    report=render_report,
-    notice=NOTICE,
-)

@@ -42,7 +42,8 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
 
 def letter_folders(root: Path) -> list[tuple[Path, str]]:
     """(image, letter) for each image in the letter folders of ``root``."""
-    from stream_app.sources import IMAGE_EXTENSIONS, InputError
+    from stream_app.errors import InputError
+    from stream_app.sources import IMAGE_EXTENSIONS
 
     root = Path(root)
     if not root.is_dir():
@@ -67,7 +68,7 @@ def evaluate_images(items: list[tuple[Path, str]], classifiers, log=None) -> dic
     """Run the app's still-image path over ``items``; per-image predictions of every model."""
     from stream_app.modes.fingerspell.hands import HandFinder
     from stream_app.frames import fit_within
-    from stream_app.modes.fingerspell.processor import analyse
+    from stream_app.modes.fingerspell.recognition import analyse
     from stream_app.sources import read_image
 
     finder = HandFinder(video=False)
@@ -145,7 +146,7 @@ def massey_loho(seed: int = 0, crop_minutes: float = 0.0, log=None) -> dict:
 
     from stream_app.modes.fingerspell.data import letter_index, load_cache
     from stream_app.modes.fingerspell.train import (accuracy, cache_features, center_crops, predict_crops,
-                                              predict_landmarks, split_masks, train_crop, train_landmarks)
+                                                    predict_landmarks, split_masks, train_crop, train_landmarks)
 
     torch.set_num_threads(2)
     data = load_cache()
@@ -182,7 +183,7 @@ def massey_loho(seed: int = 0, crop_minutes: float = 0.0, log=None) -> dict:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from stream_app.cli import UsageError
+    from stream_app.errors import UsageError
     from stream_app.modes.fingerspell.models import load_classifiers
 
     def log(msg: str) -> None:

@@ -23,7 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from stream_app.config import MODELS_DIR, VENDOR_DIR
+from stream_app.backbones import IMAGENET_MEAN, IMAGENET_STD, mobilenet_v2
+from stream_app.config import MODELS_DIR
 from stream_app.modes.fingerspell import LETTERS
 
 MODEL_DIR = MODELS_DIR / "fingerspell"
@@ -31,9 +32,6 @@ LANDMARK_FILE = "landmarks.pt"
 CROP_FILE = "crop.pt"
 CROP_ONNX = "crop.onnx"
 FUSION_FILE = "fusion.json"
-MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class ModelMissing(FileNotFoundError):
@@ -78,14 +76,7 @@ class CropNet(nn.Module):
 
     def __init__(self, n_out: int = len(LETTERS), pretrained: bool = True) -> None:
         super().__init__()
-        from torchvision.models import mobilenet_v2
-
-        backbone = mobilenet_v2()
-        if pretrained:
-            path = VENDOR_DIR / MOBILENET_FILE
-            if not path.is_file():
-                raise ModelMissing(f"{path} not found: run `python scripts/fetch_models.py`")
-            backbone.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        backbone = mobilenet_v2(pretrained)
         self.stn = SpatialTransformer()
         self.features = backbone.features
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(backbone.last_channel, n_out))

@@ -32,8 +32,9 @@ import torch.nn.functional as F
 from stream_app.modes.fingerspell import LETTERS
 from stream_app.modes.fingerspell.data import CACHE_CROP, CROP_MARGIN, CROP_SIZE, letter_index, load_cache
 from stream_app.modes.fingerspell.hands import landmark_features
-from stream_app.modes.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE, MODEL_DIR, CropNet,
-                                           LandmarkMLP, crops_to_tensor, export_crop_onnx, load_into, save_half)
+from stream_app.modes.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE, MODEL_DIR,
+                                                 CropNet, LandmarkMLP, crops_to_tensor, export_crop_onnx, load_into,
+                                                 save_half)
 
 
 def log(msg: str) -> None:

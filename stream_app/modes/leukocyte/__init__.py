@@ -1,4 +1,4 @@
-"""Leukocyte (white blood cell) detection: preprocessing, data, detector, training, evaluation, baseline, tracking.
+"""Leukocyte mode (white blood cells): preprocessing, data, detector, training, evaluation, baseline, tracking.
 
-The live processor that uses these is :mod:`stream_app.modes.leukocyte.processor`.
+:mod:`.processor` (``LeukocyteProcessor``, its settings) uses them; :mod:`.spec` plugs the mode in (``SPEC``).
 """

@@ -64,9 +64,9 @@ def _median_ms(fn, frames, warmup: int = 1) -> float:
 def live_simulation(frames: list[np.ndarray], seconds: float = 6.0, fps: float = 30.0) -> dict:
     """Feed frames to a live processor at a camera's rate for ``seconds``: frames shown per second and fresh
     detections per second (the detector runs in its background thread)."""
-    from stream_app.modes import create_processor
+    from stream_app.modes.leukocyte.spec import SPEC
 
-    proc = create_processor("leukocyte", live=True)
+    proc = SPEC.create(live=True)
     try:
         proc.process(frames[0], 0.0)
         while proc.detection_rounds == 0:  # model loaded and first result in

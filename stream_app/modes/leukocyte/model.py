@@ -26,10 +26,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from stream_app.backbones import IMAGENET_MEAN, IMAGENET_STD, mobilenet_v2
+
 CLASSES = ("WBC", "RBC", "Platelets")  # label ids 1..3; 0 is background
 INPUTS = ("rgb", "clahe_lab")
 BACKBONES = ("mobilenet_v2_fpn", "resnet50_fpn")
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 LAB_MEAN, LAB_STD = (0.5, 0.5, 0.5), (0.25, 0.06, 0.06)  # OpenCV 8-bit Lab / 255: a, b sit near 0.5 with a small spread
 
 
@@ -67,20 +68,11 @@ def _cell_anchors(n_levels: int):
 
 
 def _mobilenet_v2_fpn(cfg: DetectorConfig, pretrained: bool) -> nn.Module:
-    from torchvision.models import mobilenet_v2
     from torchvision.models.detection.backbone_utils import BackboneWithFPN
     from torchvision.ops.feature_pyramid_network import LastLevelMaxPool
-
     from torchvision.ops.misc import FrozenBatchNorm2d
 
-    net = mobilenet_v2(weights=None, norm_layer=FrozenBatchNorm2d)  # small batches: keep ImageNet BN statistics
-    if pretrained:
-        from stream_app.config import VENDOR_DIR
-
-        path = VENDOR_DIR / "mobilenet_v2-b0353104.pth"
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: ImageNet MobileNetV2 weights missing (run scripts/fetch_models.py)")
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    net = mobilenet_v2(pretrained, norm_layer=FrozenBatchNorm2d)  # small batches: keep ImageNet BN statistics
     features = net.features[:18]  # drop the 1x1 conv to 1280 channels: 320 channels at stride 32 is plenty here
     if cfg.input == "rgb":  # the RGB stem is already right for RGB; a CIELAB input needs it to adapt
         for layer in features[:2]:

@@ -1,9 +1,9 @@
 """Leukocyte mode: white blood cells (and red cells, platelets) boxed on live microscope video, each WBC counted once.
 
 Pipeline per frame: downscale to at most ``max_side`` (4K input stays cheap; boxes come back in original pixels) ->
-slide motion by phase correlation (:mod:`stream_app.modes.leukocyte.tracking`) -> detector (Faster R-CNN on MobileNetV2,
-:mod:`stream_app.modes.leukocyte.model`; by default on the paper's CLAHE + CIELAB input, which also serves faint / unstained
-smears; ``clahe_lab=False`` picks the plain-RGB model) -> WBC tracks in slide coordinates.
+slide motion by phase correlation (:mod:`.tracking`) -> detector (Faster R-CNN on MobileNetV2, :mod:`.model`; by
+default on the paper's CLAHE + CIELAB input, which also serves faint / unstained smears; ``clahe_lab=False`` picks
+the plain-RGB model) -> WBC tracks in slide coordinates.
 
 * ``live=False`` (files, CLI, tests): the detector runs synchronously on every ``detect_every``-th frame, so results
   are deterministic.
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream_app.frames import fit_within
-from stream_app.modes.base import ModeSpec, Processor, setting
+from stream_app.modes.base import Processor, setting
 from stream_app.results import Detection, FrameResult
 
 log = logging.getLogger(__name__)
@@ -234,62 +234,9 @@ def _suppress_nested(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6
     return boxes[kept].reshape(-1, 4), scores[kept]
 
 
-# ---- CLI hooks and bench ------------------------------------------------------------------------------------------
-def _add_evaluate_args(parser) -> None:
-    from stream_app.modes.leukocyte.evaluate import add_evaluate_args
-
-    add_evaluate_args(parser)
-
-
-def _evaluate(args) -> int:
-    from stream_app.modes.leukocyte.evaluate import evaluate
-
-    return evaluate(args)
-
-
-def _add_train_args(parser) -> None:
-    from stream_app.modes.leukocyte.train import add_train_args
-
-    add_train_args(parser)
-
-
-def _train(args) -> int:
-    from stream_app.modes.leukocyte.train import train
-
-    return train(args)
-
-
-def _bench_frames(n: int, width: int, height: int):
-    from stream_app.modes.leukocyte.bench import bench_frames
-
-    return bench_frames(n, width, height)
-
-
-def _bench_extra(frames) -> dict:
-    from stream_app.modes.leukocyte.bench import reference_timing
-
-    return reference_timing(frames)
-
-
-def _warm_up() -> None:
+def warm_up() -> None:
+    """Load both shared detectors and run each once ahead of the first frame."""
     from stream_app.modes.leukocyte.detector import shared_detector, weights_for
 
     for kind in ("clahe_lab", "rgb"):
         shared_detector(str(weights_for(kind)))(np.zeros((480, 640, 3), np.uint8))
-
-
-SPEC = ModeSpec(
-    name="leukocyte",
-    title="Leukocytes",
-    description="White blood cells boxed, tracked and counted once on a moving smear (Faster R-CNN, MobileNetV2).",
-    processor_cls=LeukocyteProcessor,
-    settings_cls=LeukocyteSettings,
-    add_evaluate_args=_add_evaluate_args,
-    evaluate=_evaluate,
-    add_train_args=_add_train_args,
-    train=_train,
-    bench_frames=_bench_frames,
-    bench_extra=_bench_extra,
-    warm_up=_warm_up,
-    notice=NOTICE,
-)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from stream_app.frames import fit_within
-from stream_app.modes.base import ModeSpec, Processor, setting
+from stream_app.modes.base import Processor, setting
 from stream_app.results import Detection, FrameResult
 
 
@@ -68,11 +68,3 @@ class MotionProcessor(Processor):
             mode=self.mode, detections=detections, counts={"moving": len(detections)},
             timings_ms={"subtract": (t1 - t0) * 1000, "boxes": (t2 - t1) * 1000})
 
-
-SPEC = ModeSpec(
-    name="motion",
-    title="Motion",
-    description="Boxes around moving things (background subtraction); no model needed.",
-    processor_cls=MotionProcessor,
-    settings_cls=MotionSettings,
-)
