@@ -1,6 +1,7 @@
 """Annotators draw a :class:`FrameResult` on a frame: ``annotate(scene, result) -> scene`` (the supervision style).
 
-Each draws one kind of field, so a page can pick the ones it wants; :func:`annotate` applies the default set.
+Each draws one kind of field; a mode's spec names the ones it uses (``ModeSpec.annotators``, default
+:data:`DEFAULT_ANNOTATORS`), drawing what is special to it with annotators of its own package.
 All coordinates in a result are pixels of the frame it was computed on; pass ``scale`` when drawing on a frame of
 another size. Frames are RGB, so colours here are RGB.
 """
@@ -26,11 +27,11 @@ def colour_for(label: str) -> tuple[int, int, int]:
     return (64 + h[0] % 192, 64 + h[1] % 192, 64 + h[2] % 192)
 
 
-def _font_scale(scene: np.ndarray) -> float:
+def font_scale(scene: np.ndarray) -> float:
     return max(0.4, min(scene.shape[:2]) / 900.0)
 
 
-def _label(scene: np.ndarray, text: str, org: tuple[int, int], colour, scale: float, thickness: int = 1) -> None:
+def draw_label(scene: np.ndarray, text: str, org: tuple[int, int], colour, scale: float, thickness: int = 1) -> None:
     """Text on a filled box so it reads on any background."""
     (w, h), base = cv2.getTextSize(text, FONT, scale, thickness)
     x, y = max(0, org[0]), max(h + base, org[1])
@@ -44,40 +45,26 @@ class BoxAnnotator:
     """Boxes coloured per class with ``label score`` and the track id when there is one."""
 
     def annotate(self, scene: np.ndarray, result: FrameResult, scale: float = 1.0) -> np.ndarray:
-        fs = _font_scale(scene)
+        fs = font_scale(scene)
         thick = max(1, round(min(scene.shape[:2]) / 300))
         for det in result.detections:
             x1, y1, x2, y2 = (int(round(v * scale)) for v in det.box)
             colour = colour_for(det.label)
             cv2.rectangle(scene, (x1, y1), (x2, y2), colour, thick)
             tag = f"{det.label} {det.score:.2f}" + (f" #{det.track_id}" if det.track_id is not None else "")
-            _label(scene, tag, (x1, y1), colour, fs * 0.8)
+            draw_label(scene, tag, (x1, y1), colour, fs * 0.8)
         return scene
 
 
-class LandmarkAnnotator:
-    """Hand landmarks as dots."""
+class TopKAnnotator:
+    """Ranked class probabilities as bars, top right (at most five)."""
 
     def annotate(self, scene: np.ndarray, result: FrameResult, scale: float = 1.0) -> np.ndarray:
-        radius = max(2, round(min(scene.shape[:2]) / 160))
-        for x, y in result.landmarks:
-            cv2.circle(scene, (int(x * scale), int(y * scale)), radius, (0, 255, 128), -1, cv2.LINE_AA)
-        return scene
-
-
-class LetterAnnotator:
-    """The current letter and its confidence, large, top right; the top-k bars under it."""
-
-    def annotate(self, scene: np.ndarray, result: FrameResult, scale: float = 1.0) -> np.ndarray:
-        if result.letter is None and not result.top_k:
+        if not result.top_k:
             return scene
-        fs = _font_scale(scene)
+        fs = font_scale(scene)
         w = scene.shape[1]
         y = int(40 * fs * 2)
-        if result.letter is not None:
-            text = f"{result.letter} {100 * (result.letter_score or 0):.0f}%"
-            (tw, th), _ = cv2.getTextSize(text, FONT, fs * 2.2, 3)
-            _label(scene, text, (w - tw - 12, y), (30, 30, 30), fs * 2.2, 3)
         bar_w = int(w * 0.22)
         for i, (label, p) in enumerate(result.top_k[:5]):
             top = y + 14 + i * int(26 * fs * 1.4)
@@ -89,15 +76,14 @@ class LetterAnnotator:
         return scene
 
 
-class TextAnnotator:
-    """The spelled text as a caption along the bottom."""
+class CaptionAnnotator:
+    """The mode's caption (the spelled text, the model's name) along the bottom."""
 
     def annotate(self, scene: np.ndarray, result: FrameResult, scale: float = 1.0) -> np.ndarray:
-        if not result.text:
+        if not result.caption:
             return scene
-        fs = _font_scale(scene) * 1.3
-        text = result.text[-40:]
-        _label(scene, text, (10, scene.shape[0] - 12), (20, 20, 20), fs, 2)
+        fs = font_scale(scene) * 1.3
+        draw_label(scene, result.caption[-40:], (10, scene.shape[0] - 12), (20, 20, 20), fs, 2)
         return scene
 
 
@@ -105,22 +91,22 @@ class StatusAnnotator:
     """Counts, total time, and the warning or error line, top left."""
 
     def annotate(self, scene: np.ndarray, result: FrameResult, scale: float = 1.0) -> np.ndarray:
-        fs = _font_scale(scene) * 0.8
+        fs = font_scale(scene) * 0.8
         lines = [f"{k}: {v}" for k, v in result.counts.items()]
         if "total" in result.timings_ms:
             lines.append(f"{result.timings_ms['total']:.0f} ms")
         y = int(24 * fs * 1.6)
         for line in lines:
-            _label(scene, line, (8, y), (20, 20, 20), fs)
+            draw_label(scene, line, (8, y), (20, 20, 20), fs)
             y += int(24 * fs * 1.6)
         for message, colour in ((result.warning, (255, 170, 0)), (result.error, (220, 0, 0))):
             if message:
-                _label(scene, message[:80], (8, y), colour, fs)
+                draw_label(scene, message[:80], (8, y), colour, fs)
                 y += int(24 * fs * 1.6)
         return scene
 
 
-DEFAULT_ANNOTATORS = (BoxAnnotator(), LandmarkAnnotator(), LetterAnnotator(), TextAnnotator(), StatusAnnotator())
+DEFAULT_ANNOTATORS = (BoxAnnotator(), TopKAnnotator(), CaptionAnnotator(), StatusAnnotator())
 
 
 def annotate(frame: np.ndarray, result: FrameResult, scale: float = 1.0, annotators=DEFAULT_ANNOTATORS) -> np.ndarray:

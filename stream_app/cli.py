@@ -74,7 +74,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     report = {"input": str(args.input), "mode": args.mode, "frames": summary.frames, "errors": summary.errors,
               "warnings": summary.warnings}
     if summary.last is not None:
-        report.update(text=summary.last.text, counts=summary.last.counts)
+        report.update(text=summary.last.caption, counts=summary.last.counts)
     print(json.dumps(report))
     return 0
 

@@ -8,13 +8,22 @@ from typing import Callable
 
 import numpy as np
 
-from stream_app.annotators import annotate
-from stream_app.modes import Processor
+from stream_app.annotators import annotate as default_annotate
+from stream_app.modes import Processor, UnknownModeError, get_mode
 from stream_app.results import FrameResult
 from stream_app.sinks import JsonlSink, VideoSink, write_image
 from stream_app.sources import iter_video, list_images, probe_video, read_image
 
 Progress = Callable[[int, int], None]  # (frames done, frames expected or 0)
+Annotate = Callable[[np.ndarray, FrameResult], np.ndarray]
+
+
+def annotate_for(processor: Processor) -> Annotate:
+    """The annotators the processor's mode names in its spec (the shared set for a mode outside the registry)."""
+    try:
+        return get_mode(processor.mode).annotate
+    except UnknownModeError:
+        return default_annotate
 
 
 @dataclass
@@ -35,13 +44,15 @@ class RunSummary:
 
 
 def process_video(path: str | Path, processor: Processor, out: str | Path | None = None,
-                  jsonl: str | Path | None = None, progress: Progress | None = None) -> RunSummary:
+                  jsonl: str | Path | None = None, progress: Progress | None = None,
+                  annotate: Annotate | None = None) -> RunSummary:
     """Process every frame of a video; write the annotated MP4 (same frame rate) and/or the JSONL.
 
     Raises :class:`~stream_app.sources.InputError` for unreadable input; a frame the processor fails on is recorded
     as an error in its result and the run goes on.
     """
     info = probe_video(path)
+    annotate = annotate or annotate_for(processor)
     summary = RunSummary(fps=info.fps)
     video = VideoSink(out, info.rate) if out else None
     lines = JsonlSink(jsonl) if jsonl else None
@@ -63,21 +74,24 @@ def process_video(path: str | Path, processor: Processor, out: str | Path | None
     return summary
 
 
-def process_image(image: np.ndarray, processor: Processor) -> tuple[FrameResult, np.ndarray]:
+def process_image(image: np.ndarray, processor: Processor,
+                  annotate: Annotate | None = None) -> tuple[FrameResult, np.ndarray]:
     """One still image: its result and the annotated copy."""
     result = processor.process_safely(image)
-    return result, annotate(image, result)
+    return result, (annotate or annotate_for(processor))(image, result)
 
 
 def process_images(paths: list[Path], processor: Processor, out: str | Path | None = None,
-                   jsonl: str | Path | None = None, progress: Progress | None = None) -> RunSummary:
+                   jsonl: str | Path | None = None, progress: Progress | None = None,
+                   annotate: Annotate | None = None) -> RunSummary:
     """Each image on its own (state reset between them). ``out``: a file for one image, else a folder."""
     summary = RunSummary()
+    annotate = annotate or annotate_for(processor)
     lines = JsonlSink(jsonl) if jsonl else None
     try:
         for index, path in enumerate(paths):
             processor.reset()
-            result, annotated = process_image(read_image(path), processor)
+            result, annotated = process_image(read_image(path), processor, annotate)
             summary.add(result)
             if out:
                 target = Path(out)

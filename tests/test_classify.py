@@ -117,7 +117,7 @@ def test_processor_gives_probabilities_over_all_classes(shape_model, kind):
     assert sum(probs) == pytest.approx(1.0, abs=1e-5)
     assert probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
     assert result.counts == {} and result.error is None
-    assert result.text.startswith("model shapes ")
+    assert result.caption.startswith("model shapes ")
     assert (result.warning is not None) == (kind == "rgb")  # random colour noise given to a grey model
 
 

@@ -209,10 +209,10 @@ def test_processor_reads_letters_of_held_out_photos(rf_test_photo):
         correct = 0
         for photo in KNOWN:
             result = proc.process(rf_test_photo(photo))
-            assert result.letter is not None and result.warning is None, photo
-            assert len(result.top_k) == 5 and result.top_k[0][0] == result.letter
-            assert 0 < result.letter_score <= 1 and len(result.landmarks) == 21
-            correct += result.letter == photo[0]
+            assert result.extras.letter is not None and result.warning is None, photo
+            assert len(result.top_k) == 5 and result.top_k[0][0] == result.extras.letter
+            assert 0 < result.extras.letter_score <= 1 and len(result.extras.landmarks) == 21
+            correct += result.extras.letter == photo[0]
         assert correct >= len(KNOWN) - 1
     finally:
         proc.close()
@@ -230,7 +230,7 @@ def test_no_hand_odd_sizes_and_4k_do_not_crash():
             frame = rng.integers(0, 60, shape, dtype=np.uint8)
             for ts in (None, 0.5):
                 result = proc.process(frame, ts)
-                assert result.letter is None and result.top_k == [] and result.warning == "no hand"
+                assert result.extras.letter is None and result.top_k == [] and result.warning == "no hand"
                 assert result.error is None and "hands" in result.timings_ms
         result = proc.process(np.zeros((480, 640, 3), np.uint8), 0.4)  # timestamp going back: still fine
         assert result.warning == "no hand"
@@ -255,7 +255,7 @@ def test_several_hands_reads_the_larger_one_and_warns(rf_test_photo):
         result = proc.process(canvas)
         assert result.counts["hands"] == 2
         assert result.warning == "2 hands: reading the larger one"
-        assert max(x for x, _ in result.landmarks) < 416          # the big hand on the left
+        assert max(x for x, _ in result.extras.landmarks) < 416          # the big hand on the left
     finally:
         proc.close()
 
@@ -280,7 +280,7 @@ def test_stream_finds_a_second_hand_within_a_census_and_then_reads_the_larger(rf
         assert warned and warned[0] < 15, [r.counts for r in later]
         # from then on every frame sees both hands and reads the big one on the left
         assert all(r.counts["hands"] == 2 for r in later[warned[0]:])
-        assert all(max(x for x, _ in r.landmarks) < 416 for r in later[warned[0]:])
+        assert all(max(x for x, _ in r.extras.landmarks) < 416 for r in later[warned[0]:])
         back = [proc.process(one, (35 + i) / 30) for i in range(40)]
         assert all(r.counts["hands"] == 1 for r in back[-10:])
     finally:
@@ -303,11 +303,11 @@ def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_
         proc._classifiers = copy.copy(proc._classifiers)
         proc._classifiers.predict = lambda *a, **k: calls.append(1) or real_predict(*a, **k)
         try:
-            letters = [proc.process(image, i / 30).letter for i in range(8)]
+            letters = [proc.process(image, i / 30).extras.letter for i in range(8)]
             assert len(calls) in expected_calls and set(letters) == {"B"}
             calls.clear()
             changed = proc.process(other, 8 / 30)  # another hand shape: classified on its first frame
-            assert len(calls) == 1 and changed.letter == "C"
+            assert len(calls) == 1 and changed.extras.letter == "C"
         finally:
             proc.close()
 
@@ -320,8 +320,8 @@ def test_stream_spells_a_held_letter(rf_test_photo):
     image = rf_test_photo("B19")
     proc = create_processor("fingerspell", stable_s=0.3, min_confidence=0.0)
     try:
-        letters = [proc.process(image, i / 30).letter for i in range(20)]
-        assert proc.process(np.zeros((416, 416, 3), np.uint8), 0.7).letter is None
+        letters = [proc.process(image, i / 30).extras.letter for i in range(20)]
+        assert proc.process(np.zeros((416, 416, 3), np.uint8), 0.7).extras.letter is None
         assert proc.speller.text and set(proc.speller.text) <= set(letters)
         proc.actions()["Clear"]()
         assert proc.speller.text == ""

@@ -7,7 +7,8 @@ from stream_app.annotators import annotate, colour_for
 from stream_app.errors import FrameError
 from stream_app.frames import check_frame, fit_within, to_rgb8
 from stream_app.modes import UnknownModeError, create_processor, get_mode, mode_names
-from stream_app.results import Detection, FrameResult
+from stream_app.modes.fingerspell.processor import FingerspellExtras
+from stream_app.results import Detections, FrameResult
 from stream_app.synthetic import moving_shapes
 
 
@@ -85,8 +86,9 @@ def test_process_safely_turns_a_bad_frame_into_an_error_result_and_goes_on():
 
 def test_annotate_draws_boxes_text_and_letter_without_touching_input():
     frame = np.zeros((240, 320, 3), np.uint8)
-    result = FrameResult(mode="x", detections=[Detection("WBC", 0.9, (10, 20, 100, 120), track_id=3)],
-                         letter="A", letter_score=0.8, top_k=[("A", 0.8), ("S", 0.1)], text="HELLO",
+    result = FrameResult(mode="x", detections=Detections([(10, 20, 100, 120)], [0.9], ["WBC"], [3]),
+                         top_k=[("A", 0.8), ("S", 0.1)], extras=FingerspellExtras(letter="A", letter_score=0.8,
+                                                                                  text="HELLO"),
                          counts={"WBC": 1}, warning="no hand", timings_ms={"total": 5.0})
     out = annotate(frame, result)
     assert frame.max() == 0  # input untouched
@@ -97,8 +99,44 @@ def test_annotate_draws_boxes_text_and_letter_without_touching_input():
 
 
 def test_result_json_has_the_documented_fields():
-    record = FrameResult(mode="motion", detections=[Detection("moving", 0.5, (1, 2, 3, 4))]).to_json(7, 0.25)
+    record = FrameResult(mode="motion", detections=Detections([(1, 2, 3, 4)], [0.5], ["moving"])).to_json(7, 0.25)
     assert record["frame"] == 7 and record["time_s"] == 0.25 and record["mode"] == "motion"
     assert record["detections"] == [{"label": "moving", "score": 0.5, "box": [1.0, 2.0, 3.0, 4.0]}]
     assert record["letter"] is None and record["letter_score"] is None and record["text"] == ""
     assert record["counts"] == {} and record["timings_ms"] == {}
+
+
+def test_detections_are_checked_when_made_and_filter_by_index():
+    dets = Detections([(0, 0, 10, 10), (5, 5, 6, 8), (1, 2, 3, 4)], [0.9, 0.3, 0.6], ["WBC", "RBC", "WBC"], [4, None, 7])
+    assert len(dets) == 3 and dets.boxes.shape == (3, 4) and dets.track_ids.tolist() == [4, -1, 7]
+    wbc = dets[dets.labels == "WBC"]
+    assert wbc.scores.tolist() == pytest.approx([0.9, 0.6]) and wbc.track_ids.tolist() == [4, 7]
+    assert [d.track_id for d in dets] == [4, None, 7] and list(dets)[1].label == "RBC"
+    assert dets[1].to_json() == [{"label": "RBC", "score": 0.3, "box": [5.0, 5.0, 6.0, 8.0]}]
+    assert len(Detections.merge([dets, Detections.empty(), wbc])) == 5
+    assert Detections.from_rows(list(dets)) == dets
+    with pytest.raises(ValueError, match="scores has 1 entries for 2 boxes"):
+        Detections([(0, 0, 1, 1), (0, 0, 2, 2)], [0.5], ["a", "b"])
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        Detections([(0, 0, 1)], [0.5], ["a"])
+    with pytest.raises(ValueError, match="x1 <= x2"):
+        Detections([(5, 0, 1, 1)], [0.5], ["a"])
+    with pytest.raises(ValueError, match="NaN"):
+        Detections([(0, 0, np.nan, 1)], [0.5], ["a"])
+    with pytest.raises(AttributeError):
+        dets.scores = np.zeros(3)
+    with pytest.raises(ValueError):
+        dets.scores[0] = 1.0  # the columns are read-only too
+
+
+def test_each_mode_draws_with_the_annotators_its_spec_names():
+    """Fingerspelling's spec adds the letter and the landmarks to the shared annotators; a result drawn with the
+    shared set alone shows neither."""
+    frame = np.zeros((240, 320, 3), np.uint8)
+    points = [(40.0 + 4 * i, 60.0 + 3 * i) for i in range(21)]
+    result = FrameResult(mode="fingerspell", extras=FingerspellExtras(letter="B", letter_score=0.9, landmarks=points))
+    spec = get_mode("fingerspell")
+    assert len(spec.annotators) > len(get_mode("motion").annotators)
+    drawn, plain = spec.annotate(frame, result), annotate(frame, result)
+    assert tuple(drawn[60, 40]) == (0, 255, 128) and plain.max() == 0  # a landmark dot; nothing in the shared set
+    assert drawn[:60, 200:].max() > 0  # the letter, top right

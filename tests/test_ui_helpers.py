@@ -14,6 +14,7 @@ import pytest
 from stream_app.annotators import annotate
 from stream_app.modes import get_mode, mode_names, setting
 from stream_app.modes.base import ModeSpec, Processor
+from stream_app.modes.fingerspell.processor import FingerspellExtras
 from stream_app.results import FrameResult
 from stream_app.synthetic import moving_shapes
 from stream_app.ui.channel import (
@@ -305,8 +306,9 @@ def test_changed_settings_tolerates_float_noise():
 # ---- panel text -----------------------------------------------------------------------------------------------------
 
 def test_panel_lines_show_counters_and_the_result():
-    result = FrameResult(mode="fingerspell", letter="B", letter_score=0.91, top_k=[("B", 0.91), ("D", 0.05)],
-                         text="AB", counts={"WBC": 2}, timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
+    result = FrameResult(mode="fingerspell", top_k=[("B", 0.91), ("D", 0.05)],
+                         extras=FingerspellExtras(letter="B", letter_score=0.91, text="AB"), counts={"WBC": 2},
+                         timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
     lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, errors=1, result=result, size=(640, 480)))
     assert lines[:4] == ["frames processed: 42 at 640x480", "fps: 27.6", "latency (callback, median): 12.2 ms",
                          "errors: 1"]

@@ -19,6 +19,8 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 
+from stream_app.annotators import DEFAULT_ANNOTATORS
+from stream_app.annotators import annotate as draw
 from stream_app.frames import check_frame
 from stream_app.results import FrameResult
 
@@ -120,7 +122,8 @@ class ModeSpec:
     output (e.g. a reference model timed in the same run). ``warm_up()`` loads the shared models ahead of the first
     frame. ``report(image, result) -> bytes`` makes a downloadable PNG report for a still image (the image page
     offers it when present); ``notice`` is a line the pages always show with the mode (e.g. "not a diagnostic
-    device").
+    device"). ``annotators`` draw the mode's results (:meth:`annotate`; the shared ones from
+    :mod:`stream_app.annotators` plus any of the mode's own).
     """
 
     name: str
@@ -137,12 +140,17 @@ class ModeSpec:
     warm_up: Callable[[], None] | str | None = None
     report: Callable | str | None = None
     notice: str | None = None
+    annotators: tuple = DEFAULT_ANNOTATORS
 
     def __post_init__(self) -> None:
         for name in HOOKS:
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, Hook(value))
+
+    def annotate(self, frame: np.ndarray, result: FrameResult, scale: float = 1.0) -> np.ndarray:
+        """An annotated copy of ``frame`` drawn by this mode's annotators."""
+        return draw(frame, result, scale, self.annotators)
 
     def create(self, live: bool = False, **settings: Any) -> Processor:
         return self.processor_cls(self.settings_cls(**settings), live=live)

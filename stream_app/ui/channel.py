@@ -185,7 +185,7 @@ class LiveFrameHandler:
     """The ``video_frame_callback``: av frame -> RGB array -> processor -> annotate -> av frame.
 
     Any exception (processor, annotation, conversion) is caught, counted in the channel and the raw frame is returned,
-    so the stream goes on. ``annotate`` is :func:`stream_app.annotators.annotate` (injectable for tests).
+    so the stream goes on. ``annotate`` is the mode's ``ModeSpec.annotate`` (injectable for tests).
     """
 
     def __init__(self, session: LiveSession, annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
@@ -325,13 +325,11 @@ def result_lines(result: FrameResult | None) -> list[str]:
     """Plain lines describing a result (used by the side panel; the browser test reads them)."""
     if result is None:
         return ["no frame processed yet"]
-    lines = []
-    if result.letter is not None:
-        lines.append(f"letter: {result.letter} ({100 * (result.letter_score or 0):.0f}%)")
+    lines = result.extras.lines() if result.extras is not None else []
     if result.top_k:
         lines.append("top-k: " + ", ".join(f"{label} {p:.2f}" for label, p in result.top_k[:5]))
-    if result.text:
-        lines.append(f"text: {result.text}")
+    if result.caption:
+        lines.append(f"text: {result.caption}")
     for name, value in result.counts.items():
         lines.append(f"{name}: {value}")
     if result.detections and not result.counts:

@@ -11,7 +11,6 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from stream_app import config
-from stream_app.annotators import annotate
 from stream_app.modes import ModeSpec
 from stream_app.ui import common
 from stream_app.ui.channel import LiveFrameHandler, LiveSession, counts_csv_bytes, panel_lines
@@ -71,16 +70,17 @@ def panel(session: LiveSession, spec: ModeSpec, key: str) -> None:
     with st.container(key=f"{key}-panel", border=True):
         st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
         result = snap.result
-        if result is not None and result.letter is not None:
-            st.metric("Letter", result.letter, f"{100 * (result.letter_score or 0):.0f}%", delta_color="off")
+        headline = result.extras.headline() if result is not None and result.extras is not None else None
+        if headline is not None:
+            st.metric(*headline, delta_color="off")
         if result is not None and result.top_k:
             import pandas as pd
 
             frame = pd.DataFrame({"class": [c for c, _ in result.top_k], "probability": [p for _, p in result.top_k]})
             st.bar_chart(frame, x="class", y="probability", height=180, sort=False)
-        if result is not None and result.text:
-            st.markdown("**Spelled text**")
-            st.code(result.text, language=None, wrap_lines=True)
+        if result is not None and result.caption:
+            st.markdown(f"**{result.extras.caption_title}**")
+            st.code(result.caption, language=None, wrap_lines=True)
         if snap.errors:
             st.error(f"{snap.errors} frame(s) failed; the raw frame was shown instead. Last error: {snap.last_error}")
         if snap.counts_rows:
@@ -113,7 +113,7 @@ def render() -> None:
             mode=WebRtcMode.SENDRECV,
             rtc_configuration=rtc,
             media_stream_constraints=media_constraints(resolution),
-            video_frame_callback=LiveFrameHandler(session, annotate),
+            video_frame_callback=LiveFrameHandler(session, spec.annotate),
             async_processing=True,
         )
         st.caption("START asks for the camera; Select Device chooses which one. Frames go to this server only.")

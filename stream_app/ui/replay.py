@@ -16,7 +16,6 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from stream_app import config
-from stream_app.annotators import annotate
 from stream_app.pipeline import process_video
 from stream_app.errors import InputError
 from stream_app.sources import probe_video
@@ -142,7 +141,7 @@ def live_replay(path: Path, spec, settings: dict) -> None:
             rtc_configuration=rtc,
             media_stream_constraints={"video": True, "audio": False},
             player_factory=lambda: MediaPlayer(str(path)),
-            video_frame_callback=LiveFrameHandler(session, annotate),
+            video_frame_callback=LiveFrameHandler(session, spec.annotate),
             async_processing=True,
         )
         st.caption("Streams the file at its own frame rate from the start (no seeking); STOP, then START to replay.")

@@ -2,8 +2,8 @@
 
 For still images (the image page: upload, bar chart, PNG report) and, as it is a per-frame classifier of a few
 milliseconds, for replayed and live video too. ``top_k`` holds every class of the model with its probability, most
-probable first; ``counts`` stays empty; ``text`` names the model and its version (``model <name> <version>``), which
-the caption shows and the report reads. The shipped default model is ``pneumonia`` (PneumoniaMNIST chest X-rays,
+probable first; ``counts`` stays empty; ``extras`` (:class:`ClassifyExtras`) names the model and its version,
+which the caption shows (``model <name> <version>``, also the JSONL ``text``) and the report reads. The shipped default model is ``pneumonia`` (PneumoniaMNIST chest X-rays,
 normal vs pneumonia); any folder under ``models/classify/`` made by ``train classify`` can be chosen instead.
 """
 
@@ -16,8 +16,7 @@ import numpy as np
 
 from stream_app.modes.base import Processor, setting
 from stream_app.modes.classify.network import DEFAULT_MODEL, available_models, load_model, prepare
-from stream_app.modes.classify.report import model_text
-from stream_app.results import FrameResult
+from stream_app.results import Extras, FrameResult
 
 COLOUR_WARNING_LEVEL = 12.0  # mean |R-G| + |G-B| (0-255 scale) above which a grey model warns about a colour image
 
@@ -26,6 +25,23 @@ COLOUR_WARNING_LEVEL = 12.0  # mean |R-G| + |G-B| (0-255 scale) above which a gr
 class ClassifySettings:
     model: str = setting(DEFAULT_MODEL, "Model: a folder under models/classify/ (made by `train classify`)",
                          choices=tuple(available_models()) or None)
+
+
+@dataclass
+class ClassifyExtras(Extras):
+    """The classifier's fields of a :class:`FrameResult`: which model (name and version) gave ``top_k``."""
+
+    model: str
+    version: str
+
+    caption_title = "Model"
+
+    @property
+    def caption(self) -> str:
+        return f"model {self.model} {self.version}"
+
+    def json_fields(self) -> dict:
+        return {"text": self.caption}
 
 
 class ClassifyProcessor(Processor):
@@ -46,8 +62,8 @@ class ClassifyProcessor(Processor):
             chroma = float(np.mean(np.abs(small[..., 0] - small[..., 1]) + np.abs(small[..., 1] - small[..., 2])))
             if chroma > COLOUR_WARNING_LEVEL:
                 warning = "colour image: this model was trained on greyscale images"
-        return FrameResult(mode=self.mode, top_k=ranked, text=model_text(meta.name, meta.version), warning=warning,
-                           timings_ms={"prepare": (t1 - t0) * 1000, "classify": (t2 - t1) * 1000})
+        return FrameResult(mode=self.mode, top_k=ranked, extras=ClassifyExtras(meta.name, meta.version),
+                           warning=warning, timings_ms={"prepare": (t1 - t0) * 1000, "classify": (t2 - t1) * 1000})
 
 
 def warm_up() -> None:

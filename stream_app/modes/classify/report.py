@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import re
 
 import numpy as np
 
@@ -13,17 +12,6 @@ from stream_app.frames import to_rgb8
 from stream_app.results import FrameResult
 
 NOTICE = "Research demo, not a diagnostic device: do not use these probabilities for diagnosis or treatment."
-MODEL_TEXT = re.compile(r"^model (?P<name>\S+) (?P<version>\S+)$")
-
-
-def model_text(name: str, version: str) -> str:
-    """How the processor names its model in ``FrameResult.text`` (shown under the frame, read by the report)."""
-    return f"model {name} {version}"
-
-
-def parse_model_text(text: str) -> tuple[str, str]:
-    match = MODEL_TEXT.match(text or "")
-    return (match["name"], match["version"]) if match else ("unknown model", "unknown version")
 
 
 def render_report(image: np.ndarray, result: FrameResult, when: dt.datetime | None = None) -> bytes:
@@ -35,7 +23,8 @@ def render_report(image: np.ndarray, result: FrameResult, when: dt.datetime | No
 
     rgb = image if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 else to_rgb8(image)
     when = when or dt.datetime.now(dt.timezone.utc)
-    name, version = parse_model_text(result.text)
+    name = getattr(result.extras, "model", "unknown model")
+    version = getattr(result.extras, "version", "unknown version")
     ranked = list(result.top_k)
     fig = plt.figure(figsize=(10, 5.6), dpi=100)
     grid = fig.add_gridspec(1, 2, width_ratios=(1, 1.15), left=0.04, right=0.97, top=0.80, bottom=0.16, wspace=0.3)

@@ -9,22 +9,22 @@ right hand; the shipped classifier (landmark MLP, STN-MobileNetV2 crop model or 
 CPU, a stream's hand that has not moved reuses its last probabilities for up to ``reclassify_every - 1`` frames
 (:mod:`.recognition`).
 
-``FrameResult``: ``letter`` / ``letter_score`` / ``top_k`` (None / empty without a hand, with ``warning="no hand"``),
-``text`` (the spelled text so far; empty for stills), ``landmarks`` (21 points in ORIGINAL pixels), one ``hand``
-detection (the landmark box), ``counts={"hands": n}``, warning "N hands: reading the larger one" (or "... the one
+``FrameResult``: ``top_k`` (the top 5 letters; empty without a hand, with ``warning="no hand"``), ``extras`` a
+:class:`FingerspellExtras` (``letter`` / ``letter_score``, None without a hand; ``text``, the spelled text so far,
+empty for stills; ``landmarks``, 21 points in ORIGINAL pixels), one ``hand`` detection (the landmark box), ``counts={"hands": n}``, warning "N hands: reading the larger one" (or "... the one
 nearer the centre") when several hands are in view.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from stream_app.modes.base import Processor, setting
 from stream_app.modes.fingerspell.recognition import StreamReader, analyse
-from stream_app.results import Detection, FrameResult
+from stream_app.results import Detections, Extras, FrameResult
 
 MODEL_CHOICES = ("shipped", "fused", "landmarks", "crop")
 
@@ -43,6 +43,33 @@ class FingerspellSettings:
     max_side: int = setting(640, "Longest side of the copy the hand finder sees (pixels)", min=256, max=1920, step=32)
     reclassify_every: int = setting(2, "In a stream, a hand that has not moved is classified again only every N "
                                        "frames (1 = every frame)", min=1, max=5, step=1)
+
+
+@dataclass
+class FingerspellExtras(Extras):
+    """The fingerspelling fields of a :class:`FrameResult`: the frame's top letter and its confidence (None without
+    a hand), the spelled text so far (streams; empty for stills) and the 21 hand landmarks in ORIGINAL pixels."""
+
+    letter: str | None = None
+    letter_score: float | None = None
+    text: str = ""
+    landmarks: list[tuple[float, float]] = field(default_factory=list)
+
+    caption_title = "Spelled text"
+
+    @property
+    def caption(self) -> str:
+        return self.text
+
+    def json_fields(self) -> dict:
+        score = None if self.letter_score is None else round(float(self.letter_score), 4)
+        return {"letter": self.letter, "letter_score": score, "text": self.text}
+
+    def lines(self) -> list[str]:
+        return [] if self.letter is None else [f"letter: {self.letter} ({100 * (self.letter_score or 0):.0f}%)"]
+
+    def headline(self) -> tuple[str, str, str] | None:
+        return None if self.letter is None else ("Letter", self.letter, f"{100 * (self.letter_score or 0):.0f}%")
 
 
 def _classifiers():
@@ -110,6 +137,7 @@ class FingerspellProcessor(Processor):
             hand, probs = analyse(hands, small, scale, w, h, self._classifiers, model)
         t2 = time.perf_counter()
         result = FrameResult(mode=self.mode, counts={"hands": len(hands)})
+        extras = result.extras = FingerspellExtras()
         if hand is None:
             result.warning = "no hand"
             if stream:
@@ -119,21 +147,21 @@ class FingerspellProcessor(Processor):
             if p is None:  # e.g. crop asked for but no crop model shipped
                 p = probs["landmarks"]
             order = np.argsort(-p)[:5]
-            result.letter, result.letter_score = LETTERS[order[0]], float(p[order[0]])
+            extras.letter, extras.letter_score = LETTERS[order[0]], float(p[order[0]])
             result.top_k = [(LETTERS[i], float(p[i])) for i in order]
-            result.landmarks = [(float(x), float(y)) for x, y in hand.points[:, :2]]
-            result.detections = [Detection("hand", hand.score, hand.box)]
+            extras.landmarks = [(float(x), float(y)) for x, y in hand.points[:, :2]]
+            result.detections = Detections([hand.box], [hand.score], ["hand"])
             if len(hands) > 1:
                 larger = max(hands, key=lambda x: x.area) is hand
                 result.warning = f"{len(hands)} hands: reading the {'larger one' if larger else 'one nearer the centre'}"
             if stream:
                 motion = self.settings.motion_letters
                 self.speller.update(
-                    timestamp_s, result.letter, result.letter_score,
+                    timestamp_s, extras.letter, extras.letter_score,
                     index_tip=tuple(hand.points[INDEX_TIP, :2]) if motion else None,
                     pinky_tip=tuple(hand.points[PINKY_TIP, :2]) if motion else None,
                     hand_size=hand.size, mirrored=hand.mirrored)
-        result.text = self.speller.text if stream else ""
+        extras.text = self.speller.text if stream else ""
         t3 = time.perf_counter()
         result.timings_ms.update(hands=(t1 - t0) * 1000, classify=(t2 - t1) * 1000, spell=(t3 - t2) * 1000)
         return result

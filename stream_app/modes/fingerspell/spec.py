@@ -1,6 +1,8 @@
 """How the fingerspelling mode plugs into the app, the CLI and the bench."""
 
+from stream_app.annotators import BoxAnnotator, CaptionAnnotator, StatusAnnotator, TopKAnnotator
 from stream_app.modes.base import ModeSpec
+from stream_app.modes.fingerspell.annotators import LandmarkAnnotator, LetterAnnotator
 from stream_app.modes.fingerspell.processor import FingerspellProcessor, FingerspellSettings
 
 SPEC = ModeSpec(
@@ -16,4 +18,6 @@ SPEC = ModeSpec(
     bench_frames="stream_app.modes.fingerspell.bench:bench_frames",
     bench_extra="stream_app.modes.fingerspell.bench:bench_extra",
     warm_up="stream_app.modes.fingerspell.processor:warm_up",
+    annotators=(BoxAnnotator(), LandmarkAnnotator(), LetterAnnotator(), TopKAnnotator(), CaptionAnnotator(),
+                StatusAnnotator()),
 )

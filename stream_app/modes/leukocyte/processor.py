@@ -26,7 +26,7 @@ import numpy as np
 
 from stream_app.frames import fit_within
 from stream_app.modes.base import Processor, setting
-from stream_app.results import Detection, FrameResult
+from stream_app.results import Detection, Detections, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ class LeukocyteProcessor(Processor):
             counts[f"{name} in view"] += 1
             if (name == "RBC" and s.show_rbc) or (name == "Platelets" and s.show_platelets):
                 dets.append(Detection(name, score, tuple(float(v) for v in (box + shift) / scale)))
-        return FrameResult(mode=self.mode, detections=dets, counts=counts)
+        return FrameResult(mode=self.mode, detections=Detections.from_rows(dets), counts=counts)
 
 
 def _suppress_nested(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6):

@@ -15,7 +15,7 @@ import numpy as np
 
 from stream_app.frames import fit_within
 from stream_app.modes.base import Processor, setting
-from stream_app.results import Detection, FrameResult
+from stream_app.results import Detections, FrameResult
 
 
 @dataclass
@@ -54,15 +54,16 @@ class MotionProcessor(Processor):
         t1 = time.perf_counter()
         contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         min_px = self.settings.min_area * small.shape[0] * small.shape[1]
-        detections = []
+        boxes, scores = [], []
         for contour in contours:
             x, y, w, h = cv2.boundingRect(contour)
             if w * h < min_px:
                 continue
-            moving = float(np.count_nonzero(mask[y:y + h, x:x + w])) / float(w * h)
-            box = (x / scale, y / scale, (x + w) / scale, (y + h) / scale)
-            detections.append(Detection("moving", moving, box))
-        detections.sort(key=lambda d: -(d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+            scores.append(float(np.count_nonzero(mask[y:y + h, x:x + w])) / float(w * h))
+            boxes.append((x / scale, y / scale, (x + w) / scale, (y + h) / scale))
+        detections = Detections(boxes, scores, ["moving"] * len(boxes))
+        area = (detections.boxes[:, 2] - detections.boxes[:, 0]) * (detections.boxes[:, 3] - detections.boxes[:, 1])
+        detections = detections[np.argsort(-area, kind="stable")]  # largest first
         t2 = time.perf_counter()
         return FrameResult(
             mode=self.mode, detections=detections, counts={"moving": len(detections)},
