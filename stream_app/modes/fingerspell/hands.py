@@ -101,9 +101,6 @@ class Hand:
         x1, y1, x2, y2 = self.box
         return max(1.0, x2 - x1, y2 - y1)
 
-    def scaled(self, factor: float) -> "Hand":
-        return Hand(self.points * np.float32(factor), self.world, self.label, self.score)
-
 
 def choose_signing_hand(hands: list[Hand], width: int, height: int) -> Hand | None:
     """The largest hand; if the two largest are within 15% in area, the one nearer the frame centre."""

@@ -152,9 +152,6 @@ class Classifiers:
             out["fused"] = self.crop_weight * out["crop"] + (1.0 - self.crop_weight) * out["landmarks"]
         return out
 
-    def shipped_probs(self, probs: dict[str, np.ndarray]) -> np.ndarray:
-        return probs.get(self.shipped, probs.get("landmarks"))
-
 
 def load_classifiers(model_dir: Path | None = None) -> Classifiers:
     """Load from ``model_dir`` (default ``models/fingerspell``); raises :class:`ModelMissing`."""

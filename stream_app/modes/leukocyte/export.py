@@ -13,7 +13,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from stream_app.modes.leukocyte.model import load_detector
@@ -34,27 +33,6 @@ def export_onnx(weights: str | Path, out: str | Path | None = None) -> Path:
                                         "scores": {0: "n"}})
     return out
 
-
-def check_onnx(weights: str | Path, onnx_path: str | Path, image: np.ndarray) -> float:
-    """Largest difference (pixels) between each confident torch box and its nearest ONNX Runtime box, on one
-    prepared image (HxWx3 uint8 in the model's input space)."""
-    import onnxruntime as ort
-
-    model, _ = load_detector(weights)
-    tensor = torch.from_numpy(image).permute(2, 0, 1).float().div(255.0)
-    with torch.inference_mode():
-        ref = model([tensor])[0]
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    boxes, labels, scores = session.run(None, {"image": tensor.numpy()})
-    from stream_app.modes.leukocyte.tracking import iou_matrix
-
-    strong = ref["boxes"].numpy()[ref["scores"].numpy() >= 0.5]
-    if len(strong) == 0:
-        return 0.0
-    if len(boxes) == 0:
-        return float("inf")
-    best = iou_matrix(strong, boxes).argmax(axis=1)
-    return float(np.abs(strong - boxes[best]).max())
 
 if __name__ == "__main__":
     for arg in sys.argv[1:]:

@@ -18,9 +18,7 @@ that image), ``labels`` (N, 1=WBC 2=RBC 3=Platelets) and ``scores`` (N).
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -130,9 +128,3 @@ def load_detector(path: str | Path) -> tuple[nn.Module, DetectorConfig]:
     model.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
     model.eval()
     return model, cfg
-
-
-@lru_cache(maxsize=4)
-def cached_detector(path: str) -> tuple[nn.Module, DetectorConfig]:
-    """One shared instance per weights file per process."""
-    return load_detector(path)
