@@ -148,7 +148,7 @@ class FrameResult:
     probabilities, most probable first: fingerspelling's top-5 letters, the classifier's classes), ``counts`` (any
     mode that counts), ``extras`` (the mode's own typed fields). ``timings_ms`` holds per-stage times plus ``total``.
     ``warning`` is a state worth showing (no hand, several hands); ``error`` means the frame could not be processed
-    and the raw frame is shown instead.
+    and the raw frame is shown instead. ``time_s`` is the timestamp the processor was given with the frame.
     """
 
     mode: str
@@ -159,6 +159,7 @@ class FrameResult:
     warning: str | None = None
     error: str | None = None
     extras: Extras | None = None
+    time_s: float | None = None  # the frame's timestamp in its stream (None: a still image)
 
     @property
     def caption(self) -> str:

@@ -1,4 +1,11 @@
-"""Sinks: annotated MP4 (PyAV, H.264), JSONL (one result per frame) and CSV (counts over time)."""
+"""Sinks: where a run's frames and results go. Each is a :class:`Sink`: ``write(frame, result)`` once per frame, in
+order, then ``close()`` (also a context manager), so :mod:`stream_app.pipeline` runs one loop whatever it writes.
+
+- :class:`VideoSink`: the annotated MP4 (PyAV, H.264), frames drawn by the mode's annotators;
+- :class:`JsonlSink`: one JSON object per frame (the README's schema, :meth:`FrameResult.to_json`);
+- :class:`CountsCsvSink`: counts over time as CSV (one row per frame that has counts);
+- :class:`ImageSink`: annotated PNGs, one per still image.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +13,45 @@ import csv
 import json
 from fractions import Fraction
 from pathlib import Path
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 from stream_app.results import FrameResult
 
+Annotate = Callable[[np.ndarray, FrameResult], np.ndarray]
 
-class VideoSink:
-    """Write RGB frames to an H.264 MP4 at a fixed frame rate.
+
+class Sink(Protocol):
+    def write(self, frame: np.ndarray, result: FrameResult) -> None:
+        """One processed frame (the original pixels) and its result."""
+
+    def close(self) -> None:
+        """Finish the output (flush, write the file); a sink is complete only after this."""
+
+
+class _ClosingSink:
+    """``with sink:`` closes it."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class VideoSink(_ClosingSink):
+    """Write RGB frames to an H.264 MP4 at a fixed frame rate, each drawn by ``annotate(frame, result)`` when given
+    (without it, or without a result, the frame is written as it is: :func:`stream_app.synthetic.write_video`).
 
     H.264 in yuv420p needs even sizes, so an odd width or height is padded by one edge pixel.
-    Use as a context manager; the file is complete only after :meth:`close`.
     """
 
-    def __init__(self, path: str | Path, fps: float | Fraction, codec: str = "libx264") -> None:
+    def __init__(self, path: str | Path, fps: float | Fraction, annotate: Annotate | None = None,
+                 codec: str = "libx264") -> None:
         import av
 
+        self.annotate = annotate
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._container = av.open(str(self.path), mode="w")
@@ -33,9 +63,11 @@ class VideoSink:
         self._size: tuple[int, int] | None = None
         self.frames = 0
 
-    def write(self, frame: np.ndarray) -> None:
+    def write(self, frame: np.ndarray, result: FrameResult | None = None) -> None:
         import av
 
+        if self.annotate is not None and result is not None:
+            frame = self.annotate(frame, result)
         h, w = frame.shape[:2]
         if self._size is None:
             self._size = (w + w % 2, h + h % 2)
@@ -58,12 +90,6 @@ class VideoSink:
         self._container.close()
         self._container = None
 
-    def __enter__(self) -> "VideoSink":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
 
 def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     import cv2
@@ -71,8 +97,9 @@ def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
-class JsonlSink:
-    """One JSON object per line per frame (schema in the README and :meth:`FrameResult.to_json`)."""
+class JsonlSink(_ClosingSink):
+    """One JSON object per line per frame (schema in the README and :meth:`FrameResult.to_json`); ``frame`` counts
+    the records written, ``time_s`` is the result's (0.0 for a still image)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -80,23 +107,53 @@ class JsonlSink:
         self._fh = self.path.open("w", encoding="utf-8")
         self.lines = 0
 
-    def write(self, result: FrameResult, frame_index: int, time_s: float) -> None:
-        self._fh.write(json.dumps(result.to_json(frame_index, time_s)) + "\n")
+    def write(self, frame: np.ndarray, result: FrameResult) -> None:
+        self._fh.write(json.dumps(result.to_json(self.lines, result.time_s or 0.0)) + "\n")
         self.lines += 1
 
     def close(self) -> None:
         self._fh.close()
 
-    def __enter__(self) -> "JsonlSink":
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+class CountsCsvSink(_ClosingSink):
+    """Counts over time: a row (``time_s`` plus one column per count name) for each frame whose result counts
+    something, written as CSV by :func:`write_counts_csv` on :meth:`close`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict] = []
+
+    def write(self, frame: np.ndarray, result: FrameResult) -> None:
+        if result.counts:
+            self.rows.append({"time_s": round(float(result.time_s or 0.0), 4), **result.counts})
+
+    def close(self) -> None:
+        write_counts_csv(self.path, self.rows)
+
+
+class ImageSink(_ClosingSink):
+    """Annotated PNGs: ``target`` is the file for a single image, else a folder that gets ``<stem>_annotated.png``
+    for each of ``stems`` (the images' names, in the order they are written)."""
+
+    def __init__(self, target: str | Path, stems: Sequence[str], annotate: Annotate) -> None:
+        self.target, self.annotate = Path(target), annotate
+        self._stems = list(stems)
+        self._folder = len(self._stems) > 1 or self.target.suffix == "" or self.target.is_dir()
+        self.written: list[Path] = []
+
+    def write(self, frame: np.ndarray, result: FrameResult) -> None:
+        stem = self._stems[len(self.written)]
+        path = self.target / f"{stem}_annotated.png" if self._folder else self.target
+        self.written.append(write_image(path, self.annotate(frame, result)))
+
+    def close(self) -> None:
+        pass
 
 
 def write_counts_csv(path: str | Path, rows: list[dict]) -> Path:
     """Counts over time (``time_s`` plus one column per count name) as CSV."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     columns = ["time_s"] + sorted({k for row in rows for k in row if k != "time_s"})
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns, restval=0)

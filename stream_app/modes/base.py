@@ -58,6 +58,7 @@ class Processor(abc.ABC):
         start = time.perf_counter()
         result = self._process(check_frame(frame), timestamp_s)
         result.timings_ms["total"] = (time.perf_counter() - start) * 1000.0
+        result.time_s = timestamp_s
         return result
 
     def process_safely(self, frame: np.ndarray, timestamp_s: float | None = None) -> FrameResult:
@@ -66,7 +67,7 @@ class Processor(abc.ABC):
             return self.process(frame, timestamp_s)
         except Exception as exc:  # noqa: BLE001 - the stream must go on; the error is reported, not hidden
             log.debug("frame failed: %s", traceback.format_exc())
-            return FrameResult(mode=self.mode, error=f"{type(exc).__name__}: {exc}")
+            return FrameResult(mode=self.mode, error=f"{type(exc).__name__}: {exc}", time_s=timestamp_s)
 
     def update_settings(self, **changes: Any) -> None:
         """Change settings between frames (UI controls); unknown names are an error."""

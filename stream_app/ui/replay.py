@@ -8,7 +8,6 @@ seeking) with the same frame callback and side panel as the Live page.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from stream_app.pipeline import process_video
 from stream_app.errors import InputError
 from stream_app.sources import probe_video
 from stream_app.ui import common
-from stream_app.ui.channel import LiveFrameHandler, counts_csv_bytes
+from stream_app.ui.channel import LiveFrameHandler
 from stream_app.ui.live import action_buttons, get_session, panel, rtc_configuration
 
 UPLOAD_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
@@ -57,16 +56,6 @@ def choose_video() -> Path | None:
     return st.selectbox("Sample", samples, format_func=lambda p: p.name, key="replay-sample")
 
 
-def counts_rows_from_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            record = json.loads(line)
-            if record.get("counts"):
-                rows.append({"time_s": record["time_s"], **record["counts"]})
-    return rows
-
-
 def process_file(path: Path, info, spec, settings: dict) -> None:
     processor = common.create_processor(spec, live=False, settings=settings)
     if processor is None:
@@ -75,6 +64,7 @@ def process_file(path: Path, info, spec, settings: dict) -> None:
     stem = Path(display_name(path)).stem
     out = folder / f"{stem}_{spec.name}_annotated.mp4"
     jsonl = folder / f"{stem}_{spec.name}.jsonl"
+    counts = folder / f"{stem}_{spec.name}_counts.csv"
     expected = info.frames or int(round(info.duration_s * info.fps))
     bar = st.progress(0.0, text="Processing...")
 
@@ -86,7 +76,8 @@ def process_file(path: Path, info, spec, settings: dict) -> None:
 
     st.session_state.pop("replay-output", None)
     try:
-        summary = process_video(path, processor, out=out, jsonl=jsonl, progress=progress)
+        summary = process_video(path, processor, out=out, jsonl=jsonl, progress=progress, annotate=spec.annotate,
+                                counts_csv=counts)
     except InputError as exc:
         bar.empty()
         st.error(str(exc).replace(str(path), display_name(path)))
@@ -101,6 +92,7 @@ def process_file(path: Path, info, spec, settings: dict) -> None:
     st.session_state["replay-output"] = {
         "source": display_name(path), "mode": spec.name, "out": out, "jsonl": jsonl, "frames": summary.frames,
         "fps": summary.fps, "errors": summary.errors, "warnings": summary.warnings,
+        "counts": counts if summary.counted else None,
     }
 
 
@@ -119,11 +111,10 @@ def show_output() -> None:
                             on_click="ignore", key="replay-dl-mp4")
     cols[1].download_button("Per-frame JSONL", data=jsonl.read_bytes, file_name=jsonl.name,
                             mime="application/jsonl", on_click="ignore", key="replay-dl-jsonl")
-    rows = counts_rows_from_jsonl(jsonl)
-    if rows:
-        cols[2].download_button("Counts over time (CSV)", data=lambda: counts_csv_bytes(rows),
-                                file_name=f"{out.stem}_counts.csv", mime="text/csv", on_click="ignore",
-                                key="replay-dl-csv")
+    if result.get("counts"):
+        counts = Path(result["counts"])
+        cols[2].download_button("Counts over time (CSV)", data=counts.read_bytes, file_name=f"{out.stem}_counts.csv",
+                                mime="text/csv", on_click="ignore", key="replay-dl-csv")
 
 
 def live_replay(path: Path, spec, settings: dict) -> None:
