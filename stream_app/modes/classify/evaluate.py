@@ -1,7 +1,8 @@
 """``python -m stream_app evaluate classify``: accuracy, AUC, per-class precision/recall/F1 and the confusion matrix.
 
 Metrics are scikit-learn's (``accuracy_score``, ``roc_auc_score`` - one-vs-rest macro average for more than two
-classes - ``precision_recall_fscore_support``, ``confusion_matrix``) so the numbers mean what they mean everywhere.
+classes - ``precision_recall_fscore_support``, ``confusion_matrix``) so the numbers mean what they mean everywhere;
+the plots are its displays (:mod:`stream_app.training.reports`).
 The predicted class is the most probable one. Output: one JSON object on stdout.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 from stream_app.errors import InputError
 from stream_app.modes.classify.data import LabelledImages, has_split_folders, load_folder, load_npz, read_split
 from stream_app.modes.classify.network import DEFAULT_MODEL, LoadedModel, load_model, prepare
+from stream_app.training.reports import save_confusion_png, save_roc_png
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
@@ -53,50 +55,11 @@ def evaluate_data(model: LoadedModel, data: LabelledImages, confusion_png: str |
     result = compute_metrics(data.labels, probs, model.meta.classes)
     title = f"{model.meta.name} {model.meta.version} (n={len(data)})"
     if confusion_png:
-        save_confusion_png(np.asarray(result["confusion"]), model.meta.classes, confusion_png, title)
+        save_confusion_png(np.asarray(result["confusion"]), model.meta.classes, confusion_png,
+                           f"Confusion matrix\n{title}")
     if roc_png:
         save_roc_png(data.labels, probs, model.meta.classes, roc_png, title)
     return result
-
-
-def save_confusion_png(confusion: np.ndarray, classes, path: str | Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import ConfusionMatrixDisplay
-
-    size = 2.5 + 0.6 * len(classes)
-    fig, ax = plt.subplots(figsize=(size, size), dpi=100)
-    ConfusionMatrixDisplay(confusion, display_labels=list(classes)).plot(ax=ax, colorbar=False, cmap="Blues")
-    ax.set_title(f"Confusion matrix\n{title}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def save_roc_png(labels: np.ndarray, probs: np.ndarray, classes, path: str | Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    positives = [1] if len(classes) == 2 else range(len(classes))
-    for i in positives:
-        truth = (labels == i).astype(int)
-        if truth.min() == truth.max():
-            continue
-        fpr, tpr, _ = roc_curve(truth, probs[:, i])
-        ax.plot(fpr, tpr, label=f"{classes[i]} vs rest (AUC {roc_auc_score(truth, probs[:, i]):.3f})")
-    ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", xlim=(0, 1), ylim=(0, 1.01))
-    ax.set_title(f"ROC\n{title}", fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 def load_eval_data(model: LoadedModel, npz: str | None, images: str | None, split: str | None) -> LabelledImages:

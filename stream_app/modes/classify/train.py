@@ -20,13 +20,9 @@ Everything is seeded (``--seed``). The artefacts are ``weights.pt`` (float16), `
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
 import math
-import shlex
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +32,10 @@ from stream_app.modes.classify.data import (LabelledImages, has_split_folders, l
                                                stratified_split, write_split)
 from stream_app.modes.classify.evaluate import evaluate_data
 from stream_app.modes.classify.network import (ModelMeta, build_network, load_model, normalise, prepare, save_model)
+from stream_app.training.loop import BestCheckpoint, TimeBudget, seed_everything, training_logger
+from stream_app.training.reports import command_line, write_model_card as write_card
+
+_log = training_logger("classify").info
 
 TODAY = dt.date.today().isoformat
 
@@ -67,18 +67,10 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _command_line(args: argparse.Namespace) -> str:
-    parts = ["python -m stream_app train classify"]
-    for flag in ("images", "npz", "out", "classes", "image_size", "source_size", "colour", "epochs", "head_epochs",
-                 "max_minutes", "patience", "batch_size", "lr", "val_fraction", "test_fraction", "seed"):
-        value = getattr(args, flag, None)
-        if value is not None and not (flag.endswith("fraction") and args.npz):
-            parts.append(f"--{flag.replace('_', '-')} {shlex.quote(str(value))}")
-    parts += [f"--{flag.replace('_', '-')}" for flag in ("hflip", "no_pretrained") if getattr(args, flag, False)]
-    return " ".join(parts)
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+    names = ["images", "npz", "out", "classes", "image_size", "source_size", "colour", "epochs", "head_epochs",
+             "max_minutes", "patience", "batch_size", "lr", "val_fraction", "test_fraction", "seed", "hflip",
+             "no_pretrained"]
+    return command_line("train classify", args, [n for n in names if not (n.endswith("fraction") and args.npz)])
 
 
 def _load_splits(args) -> tuple[dict[str, LabelledImages], str, dict | None]:
@@ -165,15 +157,13 @@ def run_train(args: argparse.Namespace) -> int:
     import torch
     import torch.nn.functional as F
 
-    started = time.monotonic()
-    deadline = started + args.max_minutes * 60
     for name in ("image_size", "epochs", "batch_size", "threads"):
         if getattr(args, name) < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1")
     if args.head_epochs < 0 or args.patience < 1 or args.max_minutes <= 0:
         raise InputError("--head-epochs must be >= 0, --patience >= 1 and --max-minutes > 0")
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
+    budget = TimeBudget(args.max_minutes)
+    seed_everything(args.seed)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
 
@@ -213,21 +203,20 @@ def run_train(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if made_split is not None:
         write_split(out / "split.json", Path(args.images), made_split["pool"], made_split["index"])
-    best = {"loss": math.inf, "state": None, "stage": None, "epoch": None}
+    best = BestCheckpoint(higher_is_better=False, min_delta=1e-4, keep_state=False)  # the best is saved as it comes
     history = []
 
     def consider(stage: str, epoch: int, train_loss: float) -> bool:
         logp = _predict_logp(net, x_val, meta)
         loss = float(F.nll_loss(logp, y_val, weight=weights))
         acc = float((logp.argmax(1) == y_val).float().mean())
-        improved = loss < best["loss"] - 1e-4
+        improved = best.consider(loss, stage=stage, epoch=epoch)
         history.append({"stage": stage, "epoch": epoch, "train_loss": round(train_loss, 4),
                         "val_loss": round(loss, 4), "val_accuracy": round(acc, 4),
-                        "minutes": round((time.monotonic() - started) / 60, 2)})
+                        "minutes": round(budget.elapsed_s() / 60, 2)})
         _log(f"{stage} epoch {epoch}: train loss {train_loss:.4f}, val loss {loss:.4f}, val acc {acc:.4f}"
              f"{'  * best, saved' if improved else ''}")
         if improved:
-            best.update(loss=loss, state=copy.deepcopy(net.state_dict()), stage=stage, epoch=epoch)
             save_model(net, meta, out)
         return improved
 
@@ -241,10 +230,10 @@ def run_train(args: argparse.Namespace) -> int:
                     net.features(normalise(_as_float(images[i:i + 256]), meta)), 1), 1)
                     for i in range(0, len(images), 256)])
             f_train, f_val = features(x_train), features(x_val)
-        _log(f"frozen features computed ({(time.monotonic() - started) / 60:.1f} min)")
+        _log(f"frozen features computed ({budget.elapsed_s() / 60:.1f} min)")
         head = net.classifier
         opt = torch.optim.Adam(head.parameters(), lr=1e-3)
-        stale, head_best = 0, {"loss": math.inf, "state": None, "epoch": 0, "train_loss": math.nan}
+        stale, head_best = 0, BestCheckpoint(higher_is_better=False, min_delta=1e-4)
         for epoch in range(1, args.head_epochs + 1):
             head.train()
             order = torch.randperm(len(f_train), generator=generator)
@@ -259,25 +248,23 @@ def run_train(args: argparse.Namespace) -> int:
             head.eval()
             with torch.no_grad():
                 loss_val = float(F.cross_entropy(head(f_val), y_val, weight=weights))
-            if loss_val < head_best["loss"] - 1e-4:
-                head_best.update(loss=loss_val, state=copy.deepcopy(head.state_dict()), epoch=epoch,
-                                 train_loss=total / len(order))
+            if head_best.consider(loss_val, head, epoch=epoch, train_loss=total / len(order)):
                 stale = 0
             else:
                 stale += 1
-            if stale >= args.patience or time.monotonic() > deadline:
+            if stale >= args.patience or budget.expired():
                 break
-        head.load_state_dict(head_best["state"])
-        _log(f"head stage: {epoch} epochs, best epoch {head_best['epoch']}")
-        consider("head", head_best["epoch"], head_best["train_loss"])
+        head_best.restore(head)
+        _log(f"head stage: {epoch} epochs, best epoch {head_best.info['epoch']}")
+        consider("head", head_best.info["epoch"], head_best.info["train_loss"])
 
     # Stage 2: fine-tune every layer on augmented images. The learning rate follows a cosine from --lr down to
     # 5 % of it over the planned epochs; after the first epoch the plan shrinks to what fits in --max-minutes.
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = max(1, math.ceil(len(x_train) / args.batch_size))
     planned, step = args.epochs, 0
-    stale, out_of_time = 0, time.monotonic() > deadline
-    stage_start = time.monotonic()
+    stale, out_of_time = 0, budget.expired()
+    stage_start = budget.elapsed_s()
     for epoch in range(1, args.epochs + 1):
         if out_of_time or epoch > planned:
             break
@@ -299,7 +286,7 @@ def run_train(args: argparse.Namespace) -> int:
             opt.step()
             total += loss.item() * len(idx)
             seen += len(idx)
-            if time.monotonic() > deadline:
+            if budget.expired():
                 out_of_time = True
                 _log(f"--max-minutes {args.max_minutes} reached during fine-tuning epoch {epoch}")
                 break
@@ -307,8 +294,8 @@ def run_train(args: argparse.Namespace) -> int:
             break
         improved = consider("fine-tune", epoch, total / seen)
         if epoch == 1:
-            per_epoch = time.monotonic() - stage_start
-            fits = 1 + int(max(0.0, deadline - time.monotonic()) // per_epoch)
+            per_epoch = budget.elapsed_s() - stage_start
+            fits = 1 + int(budget.left_s() // per_epoch)
             if fits < planned:
                 planned = max(1, fits)
                 _log(f"an epoch takes {per_epoch / 60:.1f} min: {planned} fine-tuning epochs fit in --max-minutes")
@@ -316,9 +303,10 @@ def run_train(args: argparse.Namespace) -> int:
         if stale >= args.patience:
             _log(f"early stop: no better val loss for {args.patience} epochs")
             break
-    if best["state"] is None:  # not even one evaluation happened: keep what there is
+    if best.score is None:  # not even one evaluation happened: keep what there is
         consider("final", 0, float("nan"))
-    train_minutes = (time.monotonic() - started) / 60
+    train_minutes = budget.elapsed_s() / 60
+    best = {"loss": best.score, **best.info}
     _log(f"best: {best['stage']} epoch {best['epoch']}, val loss {best['loss']:.4f}; training took "
          f"{train_minutes:.1f} min")
 
@@ -408,4 +396,4 @@ Plots of the {eval_split} split: `confusion.png`, `roc.png`.
 Trained on one data set; images from other sources (scanners, hospitals, sizes, populations) can fail silently.
 Use for demonstration and research only.
 """
-    (out / "MODEL_CARD.md").write_text(text)
+    write_card(out / "MODEL_CARD.md", text)

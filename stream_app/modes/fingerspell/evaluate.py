@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -117,27 +116,12 @@ def summarise(rows: list[dict], shipped: str) -> dict:
 
 
 def save_confusion_png(summary: dict, path: str | Path) -> None:
-    import matplotlib
+    from stream_app.training.reports import save_confusion_png as save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels, cm = summary["labels"], np.array(summary["confusion"] or [[0]])
-    fig, ax = plt.subplots(figsize=(0.35 * len(labels) + 2, 0.35 * len(labels) + 1.5))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels)
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    for (i, j), v in np.ndenumerate(cm):
-        if v:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > cm.max() / 2 else "black")
     acc = summary.get("accuracy")
-    ax.set_title(f"fingerspell ({summary.get('shipped')}): accuracy {acc if acc is not None else '-'}, "
-                 f"hand found {summary.get('hand_found_rate')}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save(np.array(summary["confusion"] or [[0]]), summary["labels"], path,
+         f"fingerspell ({summary.get('shipped')}): accuracy {acc if acc is not None else '-'}, "
+         f"hand found {summary.get('hand_found_rate')}")
 
 
 def massey_loho(seed: int = 0, crop_minutes: float = 0.0, log=None) -> dict:
@@ -185,9 +169,9 @@ def massey_loho(seed: int = 0, crop_minutes: float = 0.0, log=None) -> dict:
 def run_evaluate(args: argparse.Namespace) -> int:
     from stream_app.errors import UsageError
     from stream_app.modes.fingerspell.models import load_classifiers
+    from stream_app.training.loop import training_logger
 
-    def log(msg: str) -> None:
-        print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    log = training_logger("fingerspell").info
 
     if not (args.images or args.roboflow_test or args.massey_loho):
         raise UsageError("give --images DIR, --roboflow-test or --massey-loho")

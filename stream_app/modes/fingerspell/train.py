@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -35,19 +34,11 @@ from stream_app.modes.fingerspell.hands import landmark_features
 from stream_app.modes.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE, MODEL_DIR,
                                                  CropNet, LandmarkMLP, crops_to_tensor, export_crop_onnx, load_into,
                                                  save_half)
+from stream_app.training.loop import BestCheckpoint, TimeBudget, seed_everything, training_logger
+from stream_app.training.reports import command_line, file_sizes_mb, write_model_card as write_card
 
 
-def log(msg: str) -> None:
-    """Progress goes to stderr: stdout carries the JSON that `evaluate` prints."""
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def seed_all(seed: int) -> None:
-    import random
-
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+log = training_logger("fingerspell").info  # progress to stderr: stdout carries the JSON that `evaluate` prints
 
 
 def split_masks(data: dict, holdout: str | None = None) -> dict[str, np.ndarray]:
@@ -80,7 +71,7 @@ def _augment_landmarks(points: torch.Tensor, gen: torch.Generator) -> torch.Tens
 def train_landmarks(feats: np.ndarray, labels: np.ndarray, *, epochs: int = 250, seed: int = 0,
                     valid: tuple[np.ndarray, np.ndarray] | None = None, hidden: int = 256) -> tuple[LandmarkMLP, float]:
     """Adam 1e-3 + ExponentialLR, class-weighted loss, on-the-fly augmentation. Returns (model, best valid acc)."""
-    seed_all(seed)
+    seed_everything(seed)
     gen = torch.Generator().manual_seed(seed)
     model = LandmarkMLP(hidden=hidden)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -89,7 +80,7 @@ def train_landmarks(feats: np.ndarray, labels: np.ndarray, *, epochs: int = 250,
     y = torch.from_numpy(labels)
     counts = torch.bincount(y, minlength=len(LETTERS)).float()
     weights = torch.where(counts > 0, counts.sum() / (counts.clamp_min(1) * (counts > 0).sum()), torch.zeros(1))
-    best, best_state = -1.0, None
+    best = BestCheckpoint(ties_improve=True, start=-1.0)
     for epoch in range(epochs):
         model.train()
         order = torch.randperm(len(y), generator=gen)
@@ -102,12 +93,9 @@ def train_landmarks(feats: np.ndarray, labels: np.ndarray, *, epochs: int = 250,
             opt.step()
         sched.step()
         if valid is not None and (epoch % 10 == 9 or epoch == epochs - 1):
-            acc = accuracy(predict_landmarks(model, valid[0]), valid[1])
-            if acc >= best:
-                best, best_state = acc, {k: v.clone() for k, v in model.state_dict().items()}
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model.eval(), best
+            best.consider(accuracy(predict_landmarks(model, valid[0]), valid[1]), model)
+    best.restore(model)
+    return model.eval(), best.score
 
 
 @torch.inference_mode()
@@ -201,7 +189,7 @@ def train_crop(crops: np.ndarray, labels: np.ndarray, massey: np.ndarray, backgr
                lr: float = 1e-3, gamma: float = 0.9, max_epochs: int = 40, checkpoint: Path | None = None
                ) -> tuple[CropNet, float, list[dict]]:
     """Class-balanced sampling, Adam + ExponentialLR (per epoch); keeps the best validation checkpoint."""
-    seed_all(seed)
+    seed_everything(seed)
     rng = np.random.default_rng(seed)
     aug = CropAugmenter(backgrounds, rng)
     model = CropNet(pretrained=True)
@@ -211,11 +199,11 @@ def train_crop(crops: np.ndarray, labels: np.ndarray, massey: np.ndarray, backgr
     p = 1.0 / counts[labels]
     p /= p.sum()
     valid_crops = center_crops(valid[0])
-    deadline = time.time() + minutes * 60
-    best, best_state, history = -1.0, None, []
+    budget = TimeBudget(minutes)
+    best, history = BestCheckpoint(ties_improve=True, start=-1.0), []
     epoch_s = 0.0
     for epoch in range(max_epochs):
-        if time.time() + epoch_s > deadline:
+        if not budget.fits(epoch_s):
             break
         t0 = time.time()
         model.train()
@@ -231,7 +219,7 @@ def train_crop(crops: np.ndarray, labels: np.ndarray, massey: np.ndarray, backgr
             loss.backward()
             opt.step()
             losses.append(loss.item())
-            if time.time() > deadline + 60:
+            if budget.expired(grace_s=60):
                 break
         sched.step()
         acc = accuracy(predict_crops(model, valid_crops), valid[1])
@@ -239,14 +227,10 @@ def train_crop(crops: np.ndarray, labels: np.ndarray, massey: np.ndarray, backgr
         history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4), "valid_acc": round(acc, 4),
                         "seconds": round(epoch_s, 1)})
         log(f"crop epoch {epoch + 1}: loss {np.mean(losses):.3f}, valid acc {acc:.4f}, {epoch_s:.0f} s")
-        if acc >= best:
-            best = acc
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-            if checkpoint is not None:
-                save_half(model, checkpoint)
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model.eval(), best, history
+        if best.consider(acc, model) and checkpoint is not None:
+            save_half(model, checkpoint)
+    best.restore(model)
+    return model.eval(), best.score, history
 
 
 # ---------------------------------------------------------------------------------------------------- command
@@ -314,8 +298,7 @@ def run_train(args: argparse.Namespace) -> int:
         log(f"crop model: valid acc {crop_acc:.4f}; fused (w={best_w}) {scores[best_w]:.4f}; shipped: {shipped}")
     meta["train_minutes"] = round((time.time() - started) / 60, 1)
     meta["crop_history"] = history
-    meta["command"] = "python -m stream_app train fingerspell " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (("max_minutes", args.max_minutes), ("seed", args.seed)))
+    meta["command"] = command_line("train fingerspell", args, ("max_minutes", "seed"))
     meta["data"] = {k: int(m.sum()) for k, m in masks.items() if k != "test"}
     meta["hand_found_rate"] = {f"{src}:{sp}": round(float(data["found"][(data["source"] == src) & (data["split"] == sp)]
                                                           .mean()), 4)
@@ -328,12 +311,8 @@ def run_train(args: argparse.Namespace) -> int:
 
 def write_model_card(out: Path, meta: dict) -> None:
     """The training half of ``MODEL_CARD.md`` (held-out metrics are added from ``evaluate`` runs, below the marker)."""
-    path = out / "MODEL_CARD.md"
     marker = "<!-- held-out metrics below -->"
-    tail = path.read_text().split(marker, 1)[1] if path.is_file() and marker in path.read_text() else (
-        "\n## Held-out metrics\n\nRun `python -m stream_app evaluate fingerspell --roboflow-test` and "
-        "`python -m stream_app evaluate fingerspell --massey-loho`.\n")
-    sizes = {p.name: round(p.stat().st_size / 1e6, 2) for p in sorted(out.glob("*.*")) if p.suffix in (".pt", ".onnx")}
+    sizes = file_sizes_mb(out)
     lines = [
         "# Fingerspelling model card", "",
         f"Trained {meta['date']} with `{meta['command']}` (seed {meta['seed']}, {meta['train_minutes']} min on 2 CPU "
@@ -369,4 +348,6 @@ def write_model_card(out: Path, meta: dict) -> None:
         f"Crop model epochs: {meta.get('crop_history', [])}", "",
         marker,
     ]
-    path.write_text("\n".join(lines) + tail)
+    write_card(out / "MODEL_CARD.md", "\n".join(lines), keep_below=marker, default_tail=(
+        "\n## Held-out metrics\n\nRun `python -m stream_app evaluate fingerspell --roboflow-test` and "
+        "`python -m stream_app evaluate fingerspell --massey-loho`.\n"))

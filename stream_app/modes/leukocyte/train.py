@@ -12,10 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
-import random
-import time
 from pathlib import Path
 
 import cv2
@@ -28,8 +25,10 @@ from stream_app.modes.leukocyte.detector import WEIGHTS, Detector
 from stream_app.modes.leukocyte.metrics import coco_ap
 from stream_app.modes.leukocyte.model import DetectorConfig, build_detector, save_detector
 from stream_app.modes.leukocyte.preprocess import model_input
+from stream_app.training.loop import BestCheckpoint, TimeBudget, seed_everything, training_logger
+from stream_app.training.reports import command_line
 
-log = logging.getLogger(__name__)
+log = training_logger("leukocyte")
 
 
 def augment(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator):
@@ -119,11 +118,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
 
 
 def train(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", force=True)
     torch.set_num_threads(args.threads)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    seed_everything(args.seed)
     rng = np.random.default_rng(args.seed)
     voc = Path(args.voc) if args.voc else data_dir() / "bccd"
     train_set, val_set = load_split(voc, "train"), load_split(voc, "val")
@@ -147,17 +143,16 @@ def train(args: argparse.Namespace) -> int:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=1e-4)
     out = Path(args.out) if args.out else WEIGHTS[args.input]
-    budget_s = args.max_minutes * 60.0
-    start = time.perf_counter()
+    budget = TimeBudget(args.max_minutes)
     warmup, step = (10 if args.init else 50), 0
-    best, best_key, history = None, None, []
+    # key: WBC AP50, then WBC AP50:95, then mAP50 on val; the weights are saved whenever it improves
+    best, history = BestCheckpoint(keep_state=False), []
     if args.init:  # only an improvement on the starting point is saved
         model.eval()
         start_metrics = evaluate_samples(Detector(model, cfg), val_set, val_images)
         w0 = start_metrics["per_class"]["WBC"]
-        best_key = (w0["ap50"], w0["ap50_95"], start_metrics["map50"])
-        best = {"epoch": 0, "val": start_metrics}
-        log.info("start point %s: val WBC ap50 %.4f ap50_95 %.4f map50 %.4f", args.init, *best_key)
+        best.consider((w0["ap50"], w0["ap50_95"], start_metrics["map50"]), epoch=0, val=start_metrics)
+        log.info("start point %s: val WBC ap50 %.4f ap50_95 %.4f map50 %.4f", args.init, *best.score)
     log.info("training %s input=%s on %d images (val %d), budget %.1f min", cfg.backbone, cfg.input,
              len(train_set), len(val_set), args.max_minutes)
     for epoch in range(args.epochs):
@@ -165,10 +160,9 @@ def train(args: argparse.Namespace) -> int:
         order = rng.permutation(len(train_set))
         losses = []
         for b in range(0, len(order) - args.batch_size + 1, args.batch_size):
-            elapsed = time.perf_counter() - start
-            if elapsed > budget_s:
+            if budget.expired():
                 break
-            lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, elapsed / budget_s)))
+            lr = args.lr * 0.5 * (1 + math.cos(math.pi * budget.fraction()))
             lr *= min(1.0, (step + 1) / warmup)
             for group in optimizer.param_groups:
                 group["lr"] = lr
@@ -191,24 +185,23 @@ def train(args: argparse.Namespace) -> int:
         metrics = evaluate_samples(Detector(model, cfg), val_set, val_images)
         wbc = metrics["per_class"]["WBC"]
         key = (wbc["ap50"], wbc["ap50_95"], metrics["map50"])
-        minutes = (time.perf_counter() - start) / 60
+        minutes = budget.elapsed_s() / 60
         history.append({"epoch": epoch + 1, "minutes": round(minutes, 2), "loss": round(float(np.mean(losses or [0])), 4),
                         "val": metrics})
         log.info("epoch %d  %.1f min  loss %.3f  val WBC ap50 %.4f ap50_95 %.4f  map50 %.4f  (RBC %.3f, Plt %.3f)",
                  epoch + 1, minutes, np.mean(losses or [0]), wbc["ap50"], wbc["ap50_95"], metrics["map50"],
                  metrics["per_class"]["RBC"]["ap50"], metrics["per_class"]["Platelets"]["ap50"])
-        if best_key is None or key > best_key:
-            best_key, best = key, {"epoch": epoch + 1, "val": metrics}
+        if best.consider(key, epoch=epoch + 1, val=metrics):
+            command = command_line("train leukocyte", args,
+                                   [k for k in vars(args) if k not in ("command", "func", "mode", "verbose", "voc")])
             save_detector(model, cfg, out, {"trained": {"data": str(voc), "split": "train", "selected_on": "val",
                                                         "seed": args.seed, "epoch": epoch + 1, "val": metrics,
-                                                        "command": "python -m stream_app train leukocyte " +
-                                                        " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                                 if k not in ("func", "mode", "verbose", "voc") and v is not None)}})
+                                                        "command": command}})
             log.info("saved best so far to %s", out)
-        if time.perf_counter() - start > budget_s:
+        if budget.expired():
             break
     out.with_name(out.stem + "_history.json").write_text(json.dumps(history, indent=1) + "\n")
-    print(json.dumps({"weights": str(out), "best": best}))
+    print(json.dumps({"weights": str(out), "best": best.info or None}))
     return 0
 
 
