@@ -1,4 +1,5 @@
-"""The UI's non-Streamlit logic: result channel, fps/latency meter, frame handler, settings -> controls."""
+"""The UI's non-Streamlit logic: result channel, fps/latency meter, frame handler (ui.channel), settings -> controls
+(ui.controls), panel text (ui.panel)."""
 
 from __future__ import annotations
 
@@ -17,19 +18,9 @@ from stream_app.modes.base import ModeSpec, Processor
 from stream_app.modes.fingerspell.processor import FingerspellExtras
 from stream_app.results import FrameResult
 from stream_app.synthetic import moving_shapes
-from stream_app.ui.channel import (
-    LiveFrameHandler,
-    LiveSession,
-    PanelState,
-    RateMeter,
-    ResultChannel,
-    changed_settings,
-    control_for,
-    controls_for,
-    counts_csv_bytes,
-    panel_lines,
-    result_lines,
-)
+from stream_app.ui.channel import LiveFrameHandler, LiveSession, PanelState, RateMeter, ResultChannel
+from stream_app.ui.controls import changed_settings, control_for, controls_for
+from stream_app.ui.panel import counts_csv_bytes, panel_lines, result_lines
 
 
 class FakeClock:
@@ -325,7 +316,7 @@ def test_no_ice_server_by_default_and_none_substituted(monkeypatch):
     from aiortc import RTCIceServer
     from streamlit_webrtc.component import _resolve_server_rtc_configuration, enhance_frontend_rtc_configuration
 
-    from stream_app.ui.live import rtc_configuration
+    from stream_app.ui.webrtc_view import rtc_configuration
 
     monkeypatch.delenv("STREAM_APP_ICE_SERVERS", raising=False)
     rtc = rtc_configuration()

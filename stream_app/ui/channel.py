@@ -1,7 +1,6 @@
-"""What the pages need that is not Streamlit: the thread-safe channel from the WebRTC frame callback to the page,
-the fps/latency meter, the frame handler itself, and the description of a mode's settings as controls.
-
-Everything here is testable without a browser (``tests/test_ui_helpers.py``); the pages only draw it.
+"""The WebRTC plumbing that is not Streamlit: the frame callback (:class:`LiveFrameHandler`), one browser session's
+processor (:class:`LiveSession`), and the thread-safe channel from the callback to the page (:class:`ResultChannel`,
+with its fps/latency meter). Testable without a browser (``tests/test_ui_helpers.py``); :mod:`.webrtc_view` draws it.
 
 streamlit-webrtc runs the frame callback in its own thread, where ``st.*`` calls do not work, and an exception there
 silently turns the stream into a plain echo (streamlit-webrtc issue 2103). So :class:`LiveFrameHandler` catches
@@ -12,8 +11,6 @@ a backlog, so a queue would just have to be drained.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import threading
 import time
 import traceback
@@ -25,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from stream_app.results import FrameResult
+from stream_app.ui.controls import changed_settings
 
 
 class RateMeter:
@@ -221,152 +219,3 @@ class LiveFrameHandler:
             self.session.channel.record_error(f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
             return frame
-
-
-# ---- settings dataclass -> controls -------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Control:
-    """How to draw one setting: ``kind`` is ``select``, ``checkbox``, ``slider``, ``number`` or ``text``."""
-
-    name: str
-    label: str
-    kind: str
-    value_type: type
-    default: Any
-    help: str = ""
-    min: Any = None
-    max: Any = None
-    step: Any = None
-    choices: tuple = ()
-    format: str | None = None
-
-    def coerce(self, value: Any) -> Any:
-        """The widget's value as the setting's type (sliders and number inputs may hand back int for float)."""
-        if self.kind == "select" or value is None:
-            return value
-        if self.value_type is bool:
-            return bool(value)
-        return self.value_type(value)
-
-
-def _decimals(value: Any) -> int:
-    if value is None or isinstance(value, bool):
-        return 0
-    text = f"{float(value):.10f}".rstrip("0")
-    return len(text.split(".")[1]) if "." in text else 0
-
-
-def _value_type(f: dataclasses.Field) -> type | None:
-    if f.default is not dataclasses.MISSING and f.default is not None:
-        return type(f.default)
-    names = {"int": int, "float": float, "bool": bool, "str": str}
-    return names.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
-
-
-def control_for(f: dataclasses.Field) -> Control | None:
-    """A control for one settings field, or ``None`` when it has no simple widget (it then keeps its default)."""
-    meta = dict(f.metadata or {})
-    default = f.default if f.default is not dataclasses.MISSING else None
-    vtype = _value_type(f)
-    label = f.name.replace("_", " ").capitalize()
-    help_text = meta.get("help") or ""
-    choices = tuple(meta.get("choices") or ())
-    if choices:
-        return Control(f.name, label, "select", vtype or type(choices[0]), default if default in choices else choices[0],
-                       help_text, choices=choices)
-    if vtype is bool:
-        return Control(f.name, label, "checkbox", bool, bool(default), help_text)
-    if vtype in (int, float):
-        lo, hi, step = meta.get("min"), meta.get("max"), meta.get("step")
-        cast = vtype
-        lo = None if lo is None else cast(lo)
-        hi = None if hi is None else cast(hi)
-        step = cast(step) if step is not None else (1 if vtype is int else None)
-        value = cast(default if default is not None else (lo if lo is not None else 0))
-        fmt = None
-        if vtype is float:
-            fmt = f"%.{max(1, _decimals(step), _decimals(lo), _decimals(value))}f"
-        kind = "slider" if lo is not None and hi is not None else "number"
-        if lo is not None:
-            value = max(lo, value)
-        if hi is not None:
-            value = min(hi, value)
-        return Control(f.name, label, kind, vtype, value, help_text, lo, hi, step, format=fmt)
-    if vtype is str:
-        return Control(f.name, label, "text", str, default or "", help_text)
-    return None
-
-
-def controls_for(spec: Any) -> list[Control]:
-    """Controls for every field of ``spec.settings_cls`` that has a simple widget."""
-    return [c for c in (control_for(f) for f in spec.settings_fields()) if c is not None]
-
-
-def changed_settings(settings: Any, values: dict[str, Any]) -> dict[str, Any]:
-    """The entries of ``values`` that differ from the settings dataclass instance (unknown names ignored)."""
-    out = {}
-    for name, value in values.items():
-        if not hasattr(settings, name):
-            continue
-        current = getattr(settings, name)
-        if isinstance(current, float) and isinstance(value, (int, float)):
-            if math.isclose(current, float(value), rel_tol=1e-9, abs_tol=1e-12):
-                continue
-        elif current == value:
-            continue
-        out[name] = value
-    return out
-
-
-# ---- text for the side panel ----------------------------------------------------------------------------------------
-
-def result_lines(result: FrameResult | None) -> list[str]:
-    """Plain lines describing a result (used by the side panel; the browser test reads them)."""
-    if result is None:
-        return ["no frame processed yet"]
-    lines = result.extras.lines() if result.extras is not None else []
-    if result.top_k:
-        lines.append("top-k: " + ", ".join(f"{label} {p:.2f}" for label, p in result.top_k[:5]))
-    if result.caption:
-        lines.append(f"text: {result.caption}")
-    for name, value in result.counts.items():
-        lines.append(f"{name}: {value}")
-    if result.detections and not result.counts:
-        lines.append(f"detections: {len(result.detections)}")
-    if result.warning:
-        lines.append(f"warning: {result.warning}")
-    if result.error:
-        lines.append(f"error: {result.error}")
-    return lines or ["(nothing found in this frame)"]
-
-
-def panel_lines(state: PanelState) -> list[str]:
-    """The side panel's text: processed-frame counter, fps, latency, errors, then the current result."""
-    latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
-    size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
-    lines = [f"frames processed: {state.frames}{size}", f"fps: {state.fps:.1f}",
-             f"latency (callback, median): {latency}", f"errors: {state.errors}"]
-    lines += result_lines(state.result)
-    timings = timings_line(state.result)
-    if timings:
-        lines.append(f"timings: {timings}")
-    return lines
-
-
-def timings_line(result: FrameResult | None) -> str:
-    if result is None or not result.timings_ms:
-        return ""
-    return ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
-
-
-def counts_csv_bytes(rows: list[dict]) -> bytes:
-    """Counts over time as CSV bytes, written by :func:`stream_app.sinks.write_counts_csv` (one format for all)."""
-    import tempfile
-    from pathlib import Path
-
-    from stream_app.sinks import write_counts_csv
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = write_counts_csv(Path(tmp) / "counts.csv", rows)
-        return path.read_bytes()

@@ -1,6 +1,6 @@
 """Streamlit pieces the pages share: mode picker, settings controls drawn from a mode's settings dataclass, the
-mode notice, the once-per-process warm-up and the per-session temporary folder. The logic behind them lives in
-:mod:`stream_app.ui.channel` (testable without a browser)."""
+mode notice, the once-per-process warm-up and the per-session temporary folder. The controls' description lives in
+:mod:`stream_app.ui.controls` (testable without a browser)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from stream_app.modes import ModeSpec, get_mode, mode_names
-from stream_app.ui.channel import Control, controls_for
+from stream_app.ui.controls import Control, controls_for
 
 DEFAULT_MODE = "fingerspell"
 

@@ -18,7 +18,7 @@ from stream_app.pipeline import process_image
 from stream_app.sinks import encode_png
 from stream_app.sources import read_image
 from stream_app.ui import common
-from stream_app.ui.channel import result_lines, timings_line
+from stream_app.ui.panel import result_lines, timings_line
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 CACHE_SIZE = 40

@@ -3,7 +3,7 @@
 Two ways: "Process the file" runs :func:`stream_app.pipeline.process_video` over every frame (progress bar), plays the
 annotated MP4 in the page and offers it, the per-frame JSONL and (for counting modes) the counts CSV as downloads;
 "Live replay" streams the file through WebRTC at its own frame rate (aiortc ``MediaPlayer`` in RECVONLY mode, no
-seeking) with the same frame callback and side panel as the Live page.
+seeking) in the same view as the Live page (:func:`stream_app.ui.webrtc_view.webrtc_view`).
 """
 
 from __future__ import annotations
@@ -12,15 +12,14 @@ import re
 from pathlib import Path
 
 import streamlit as st
-from streamlit_webrtc import WebRtcMode, webrtc_streamer
+from streamlit_webrtc import WebRtcMode
 
 from stream_app import config
-from stream_app.pipeline import process_video
 from stream_app.errors import InputError
+from stream_app.pipeline import process_video
 from stream_app.sources import probe_video
 from stream_app.ui import common
-from stream_app.ui.channel import LiveFrameHandler
-from stream_app.ui.live import action_buttons, get_session, panel, rtc_configuration
+from stream_app.ui.webrtc_view import webrtc_view
 
 UPLOAD_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
 
@@ -118,27 +117,13 @@ def show_output() -> None:
 
 
 def live_replay(path: Path, spec, settings: dict) -> None:
-    session = get_session("replay_sessions", spec, settings)
-    rtc = rtc_configuration()
-    if session is None or rtc is None:
-        return
     from aiortc.contrib.media import MediaPlayer
 
-    left, right = st.columns([3, 2])
-    with left:
-        ctx = webrtc_streamer(
-            key="replay-live",
-            mode=WebRtcMode.RECVONLY,
-            rtc_configuration=rtc,
-            media_stream_constraints={"video": True, "audio": False},
-            player_factory=lambda: MediaPlayer(str(path)),
-            video_frame_callback=LiveFrameHandler(session, spec.annotate),
-            async_processing=True,
-        )
-        st.caption("Streams the file at its own frame rate from the start (no seeking); STOP, then START to replay.")
-    with right:
-        action_buttons(session, "replay")
-        st.fragment(panel, run_every=1.0 if ctx.state.playing else None)(session, spec, "replay")
+    webrtc_view("replay", spec, settings, component_key="replay-live", mode=WebRtcMode.RECVONLY,
+                media_stream_constraints={"video": True, "audio": False},
+                player_factory=lambda: MediaPlayer(str(path)),
+                caption="Streams the file at its own frame rate from the start (no seeking); STOP, then START to "
+                        "replay.")
 
 
 def render() -> None:

@@ -1,0 +1,58 @@
+"""The side panel's and the pages' text for a result: plain lines (the browser test reads them), the timings line,
+and counts over time as CSV bytes. Not Streamlit."""
+
+from __future__ import annotations
+
+from stream_app.results import FrameResult
+from stream_app.ui.channel import PanelState
+
+
+def result_lines(result: FrameResult | None) -> list[str]:
+    """Plain lines describing a result (used by the side panel; the browser test reads them)."""
+    if result is None:
+        return ["no frame processed yet"]
+    lines = result.extras.lines() if result.extras is not None else []
+    if result.top_k:
+        lines.append("top-k: " + ", ".join(f"{label} {p:.2f}" for label, p in result.top_k[:5]))
+    if result.caption:
+        lines.append(f"text: {result.caption}")
+    for name, value in result.counts.items():
+        lines.append(f"{name}: {value}")
+    if result.detections and not result.counts:
+        lines.append(f"detections: {len(result.detections)}")
+    if result.warning:
+        lines.append(f"warning: {result.warning}")
+    if result.error:
+        lines.append(f"error: {result.error}")
+    return lines or ["(nothing found in this frame)"]
+
+
+def panel_lines(state: PanelState) -> list[str]:
+    """The side panel's text: processed-frame counter, fps, latency, errors, then the current result."""
+    latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
+    size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
+    lines = [f"frames processed: {state.frames}{size}", f"fps: {state.fps:.1f}",
+             f"latency (callback, median): {latency}", f"errors: {state.errors}"]
+    lines += result_lines(state.result)
+    timings = timings_line(state.result)
+    if timings:
+        lines.append(f"timings: {timings}")
+    return lines
+
+
+def timings_line(result: FrameResult | None) -> str:
+    if result is None or not result.timings_ms:
+        return ""
+    return ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+
+
+def counts_csv_bytes(rows: list[dict]) -> bytes:
+    """Counts over time as CSV bytes, written by :func:`stream_app.sinks.write_counts_csv` (one format for all)."""
+    import tempfile
+    from pathlib import Path
+
+    from stream_app.sinks import write_counts_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_counts_csv(Path(tmp) / "counts.csv", rows)
+        return path.read_bytes()

@@ -1,0 +1,112 @@
+"""The WebRTC view the Live page (camera) and the Replay page's live replay (a file) share: the streamlit-webrtc
+component, whose frame callback runs the mode's processor and annotators, beside a side panel (action buttons,
+counters, the current result) that refreshes itself while frames flow.
+
+The plumbing behind it is :mod:`stream_app.ui.channel`; the panel's text is :mod:`stream_app.ui.panel`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+from streamlit_webrtc import WebRtcMode, webrtc_streamer
+
+from stream_app import config
+from stream_app.modes import ModeSpec
+from stream_app.ui import common
+from stream_app.ui.channel import LiveFrameHandler, LiveSession
+from stream_app.ui.panel import counts_csv_bytes, panel_lines
+
+
+def rtc_configuration() -> dict | None:
+    """``{"iceServers": [...]}`` from ``STREAM_APP_ICE_SERVERS``; an empty list by default, which streamlit-webrtc
+    passes on as it is (it only falls back to a public STUN server when ``iceServers`` is missing)."""
+    try:
+        return {"iceServers": config.ice_servers()}
+    except ValueError as exc:  # includes json.JSONDecodeError
+        st.error(f"STREAM_APP_ICE_SERVERS is not valid: {exc}")
+        return None
+
+
+def get_session(store: str, spec: ModeSpec, settings: dict) -> LiveSession | None:
+    """This browser session's processor for ``spec`` (created once, then only its settings change)."""
+    sessions = st.session_state.setdefault(store, {})
+    session = sessions.get(spec.name)
+    if session is None:
+        processor = common.create_processor(spec, live=True, settings=settings)
+        if processor is None:
+            return None
+        session = sessions[spec.name] = LiveSession(processor)
+    else:
+        try:
+            session.apply_settings(settings)
+        except Exception as exc:  # noqa: BLE001
+            st.error(f"Settings not applied: {type(exc).__name__}: {exc}")
+    return session
+
+
+def action_buttons(session: LiveSession, key: str) -> None:
+    labels = ["Reset"] + list(session.processor.actions())
+    cols = st.columns(min(len(labels), 4))
+    for i, label in enumerate(labels):
+        if cols[i % len(cols)].button(label, key=f"{key}-action-{label}", width="stretch"):
+            try:
+                session.reset() if label == "Reset" else session.run_action(label)
+            except Exception as exc:  # noqa: BLE001
+                st.error(f"{label} failed: {type(exc).__name__}: {exc}")
+
+
+def panel(session: LiveSession, spec: ModeSpec, key: str) -> None:
+    """The side panel: counters, current result, errors; a fragment that refreshes itself while frames flow."""
+    snap = session.channel.snapshot()
+    with st.container(key=f"{key}-panel", border=True):
+        st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
+        result = snap.result
+        headline = result.extras.headline() if result is not None and result.extras is not None else None
+        if headline is not None:
+            st.metric(*headline, delta_color="off")
+        if result is not None and result.top_k:
+            import pandas as pd
+
+            frame = pd.DataFrame({"class": [c for c, _ in result.top_k], "probability": [p for _, p in result.top_k]})
+            st.bar_chart(frame, x="class", y="probability", height=180, sort=False)
+        if result is not None and result.caption:
+            st.markdown(f"**{result.extras.caption_title}**")
+            st.code(result.caption, language=None, wrap_lines=True)
+        if snap.errors:
+            st.error(f"{snap.errors} frame(s) failed; the raw frame was shown instead. Last error: {snap.last_error}")
+        if snap.counts_rows:
+            st.download_button("Counts over time (CSV)", data=lambda: counts_csv_bytes(session.channel.counts_rows()),
+                               file_name=f"{spec.name}_counts.csv", mime="text/csv", on_click="ignore",
+                               key=f"{key}-csv")
+
+
+def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, media_stream_constraints: dict,
+                caption: str, player_factory: Callable | None = None, component_key: str | None = None,
+                title: str | None = None) -> None:
+    """The component (``mode``: SENDRECV for a camera, RECVONLY with ``player_factory`` for a file) on the left,
+    the panel on the right. ``page`` names this browser session's processors (``<page>_sessions``), the buttons and
+    the panel (``.st-key-<page>-panel``, which the browser test reads); ``component_key`` the component (default
+    ``page``)."""
+    session = get_session(f"{page}_sessions", spec, settings)
+    rtc = rtc_configuration()
+    if session is None or rtc is None:
+        return
+    left, right = st.columns([3, 2])
+    with left:
+        ctx = webrtc_streamer(
+            key=component_key or page,
+            mode=mode,
+            rtc_configuration=rtc,
+            media_stream_constraints=media_stream_constraints,
+            player_factory=player_factory,
+            video_frame_callback=LiveFrameHandler(session, spec.annotate),
+            async_processing=True,
+        )
+        st.caption(caption)
+    with right:
+        if title:
+            st.subheader(title)
+        action_buttons(session, page)
+        st.fragment(panel, run_every=1.0 if ctx.state.playing else None)(session, spec, page)
