@@ -1,9 +1,11 @@
-"""The processor interface and the mode registry that the UI, the CLI and the tests share.
+"""The mode contract the UI, the CLI and the tests share: :class:`Processor`, :class:`ModeSpec` (how a mode plugs
+in), :class:`Hook` (a function named by string, imported when called) and :func:`setting` (a settings field).
 
 A processor takes one frame (see :mod:`stream_app.frames`: HxWx3 uint8 RGB) and returns one
-:class:`~stream_app.results.FrameResult`. It keeps per-stream state (spelled text, tracks, counters), so each browser
+:class:`~stream_app.results.FrameResult` whose ``time_s`` is the timestamp it was given, so a result drawn on a
+later frame can say how old it is. It keeps per-stream state (spelled text, tracks, counters), so each browser
 session or CLI run makes its own instance; heavy models are loaded once per process by the mode module and shared.
-Processors never import Streamlit.
+Processors never import Streamlit. The registry that finds modes by name is :mod:`stream_app.modes`.
 """
 
 from __future__ import annotations
