@@ -17,10 +17,12 @@ if str(ROOT) not in sys.path:
 
 import streamlit as st  # noqa: E402
 
-from stream_app.ui import images, live, replay  # noqa: E402
+from stream_app.ui import images, live, loopback_ice, replay  # noqa: E402
 
 for noisy in ("aioice", "aiortc"):
     logging.getLogger(noisy).setLevel(logging.WARNING)
+# Bound to loopback (./run.sh): offer loopback ICE candidates, so a browser on this machine streams with no network.
+loopback_ice.install(st.get_option("server.address"))
 
 st.set_page_config(page_title="stream_app", layout="wide")
 page = st.navigation([
