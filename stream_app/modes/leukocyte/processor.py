@@ -11,7 +11,9 @@ the plain-RGB model) -> WBC tracks in slide coordinates.
   flow on at the camera's rate, and the tracker carries boxes with the measured slide motion until the next result.
 
 Counts: ``WBC in view``, ``WBC unique`` (since the last reset; a cell counts once it was detected ``min_hits`` times),
-``RBC in view``, ``Platelets in view``. Timings: ``preprocess`` (resize + motion), ``detect`` (sync; in live mode the
+``WBC unique min`` and ``WBC unique max`` (equal to ``WBC unique`` while the count is certain; otherwise the true number
+lies between them and ``warning`` says why: the slide position was lost and not found again, or cells crossed the view
+in fewer detections than ``min_hits``; :mod:`.tracking`), ``RBC in view``, ``Platelets in view``. Timings: ``preprocess`` (resize + motion), ``detect`` (sync; in live mode the
 latest background run), ``track``.
 """
 
@@ -63,6 +65,7 @@ class LeukocyteProcessor(Processor):
         self._lock = threading.Lock()
         self._frame_index = 0
         self._others: list[tuple[str, float, np.ndarray]] = []  # RBC/platelets of the last round (slide coords)
+        self._others_segment = 0
         self._last_detect_ms = 0.0
         self.detection_rounds = 0  # detector results used so far (live: fresh detections)
         # background worker (live only)
@@ -120,41 +123,47 @@ class LeukocyteProcessor(Processor):
                 if self._closed:
                     return
                 job, self._job = self._job, None
-            small, offset, index = job
+            small, offset, segment = job
             try:
                 t0 = time.perf_counter()
                 detections = self._detect(small)
                 elapsed = detections.timings_ms["preprocess"] + detections.timings_ms["detect"]
                 with self._cv:
-                    self._done = (detections, offset, small.shape[:2], elapsed)
+                    self._done = (detections, offset, segment, small.shape[:2], elapsed)
             except Exception as exc:  # noqa: BLE001 - reported on the next frame, the stream goes on
                 log.debug("background detection failed", exc_info=True)
                 self._errors += 1
                 self._last_error = f"{type(exc).__name__}: {exc}"
 
-    def _submit(self, small: np.ndarray, offset: np.ndarray) -> None:
+    def _submit(self, small: np.ndarray, offset: np.ndarray, segment: int) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._worker, name="leukocyte-detector", daemon=True)
             self._thread.start()
         with self._cv:
             if self._job is None:  # worker busy with an older frame keeps it; we hand over the newest when it is free
-                self._job = (small.copy(), offset.copy(), self._frame_index)
+                self._job = (small.copy(), offset.copy(), segment)
                 self._cv.notify()
 
-    def _integrate(self, detections, offset: np.ndarray, size: tuple[int, int]) -> None:
+    def _integrate(self, detections, offset: np.ndarray, segment: int, size: tuple[int, int]) -> None:
+        """One detection round found on a frame with this slide ``offset`` and ``segment`` (an older frame's in live
+        mode: followed through joins; a round from a segment left since is dropped, its cells are not where it saw
+        them)."""
+        segment, offset = self._motion.resolve(segment, offset)
+        if segment != self._motion.segment:
+            return
         s = self.settings
         self.detection_rounds += 1
         labels, scores, boxes = detections.labels, detections.scores, detections.boxes
         wbc = (labels == 1) & (scores >= s.wbc_threshold)
         wbc_boxes, wbc_scores = _suppress_nested(boxes[wbc], scores[wbc])
-        self._counter.update(wbc_boxes, wbc_scores, offset, size)
+        self._counter.update(wbc_boxes, wbc_scores, offset, size, segment)
         shift = np.array([offset[0], offset[1], offset[0], offset[1]])
         others = []
         for label_id, name, threshold, show in ((2, "RBC", s.rbc_threshold, True),
                                                 (3, "Platelets", s.platelet_threshold, True)):
             keep = (labels == label_id) & (scores >= threshold)
             others.extend((name, float(sc), b - shift) for b, sc in zip(boxes[keep], scores[keep]))
-        self._others = others
+        self._others, self._others_segment = others, segment
 
     # ---- per frame --------------------------------------------------------------------------------------------
     def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
@@ -169,15 +178,18 @@ class LeukocyteProcessor(Processor):
                 self._motion.reset()
             self._counter.min_hits = 1 if still else self.settings.min_hits
             offset = self._motion.update(small)
+            segment = self._motion.segment
+            for src, dst, delta in self._motion.pop_joins():  # a lost slide position found again
+                self._counter.merge(src, dst, delta)
             prep_ms = (time.perf_counter() - t0) * 1000
             if self.live:
-                self._submit(small, offset)
+                self._submit(small, offset, segment)
                 with self._cv:
                     done, self._done = self._done, None
                 if done is not None:
-                    detections, det_offset, size, self._last_detect_ms = done
+                    detections, det_offset, det_segment, size, self._last_detect_ms = done
                     tt = time.perf_counter()
-                    self._integrate(detections, det_offset, size)
+                    self._integrate(detections, det_offset, det_segment, size)
                     track_ms += (time.perf_counter() - tt) * 1000
                 detect_ms = self._last_detect_ms
                 if self._last_error:
@@ -187,28 +199,42 @@ class LeukocyteProcessor(Processor):
                 prep_ms += detections.timings_ms["preprocess"]
                 detect_ms = detections.timings_ms["detect"]
                 tt = time.perf_counter()
-                self._integrate(detections, offset, small.shape[:2])
+                self._integrate(detections, offset, segment, small.shape[:2])
                 track_ms += (time.perf_counter() - tt) * 1000
             tt = time.perf_counter()
-            result = self._result(offset, scale)
+            result = self._result(offset, segment, scale)
+            if self._counter.uncertain:
+                warning = "; ".join(w for w in (warning, self._uncertain_note()) if w)
             track_ms += (time.perf_counter() - tt) * 1000
             self._frame_index += 1
         result.warning = warning
         result.timings_ms = {"preprocess": prep_ms, "detect": detect_ms, "track": track_ms}
         return result
 
-    def _result(self, offset: np.ndarray, scale: float) -> FrameResult:
+    def _uncertain_note(self) -> str:
+        c = self._counter
+        why = []
+        if c.unique_min < c.unique:
+            why.append("the slide position was lost (a jump, or frames missing during a fast pan) and not found again: "
+                       "pan back over counted fields to join them")
+        if c.possible:
+            why.append(f"{c.possible} cell(s) crossed the view in fewer than {c.min_hits} detections: pan slower")
+        return f"WBC unique is uncertain, between {c.unique_min} and {c.unique_max}: " + "; ".join(why)
+
+    def _result(self, offset: np.ndarray, segment: int, scale: float) -> FrameResult:
         s = self.settings
         shift = np.array([offset[0], offset[1], offset[0], offset[1]])
         dets: list[Detection] = []
         in_view = 0
-        for track_id, box, score, counted in self._counter.visible(offset):
+        for track_id, box, score, counted in self._counter.visible(offset, segment):
             if not counted:
                 continue
             in_view += 1
             dets.append(Detection("WBC", score, tuple(float(v) for v in box / scale), track_id))
-        counts = {"WBC in view": in_view, "WBC unique": self._counter.unique, "RBC in view": 0, "Platelets in view": 0}
-        for name, score, box in self._others:
+        c = self._counter
+        counts = {"WBC in view": in_view, "WBC unique": c.unique, "WBC unique min": c.unique_min,
+                  "WBC unique max": c.unique_max, "RBC in view": 0, "Platelets in view": 0}
+        for name, score, box in (self._others if self._others_segment == segment else []):
             counts[f"{name} in view"] += 1
             if (name == "RBC" and s.show_rbc) or (name == "Platelets" and s.show_platelets):
                 dets.append(Detection(name, score, tuple(float(v) for v in (box + shift) / scale)))
