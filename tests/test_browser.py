@@ -134,8 +134,9 @@ def camera_file(tmp_path_factory) -> Path:
     return write_y4m(tmp_path_factory.mktemp("camera") / "camera.y4m", moving_shapes(90, 640, 480, seed=3), fps=30)
 
 
-def _launch_browser(camera: Path, profile: Path):
-    """Headless Chromium whose fake camera plays ``camera`` (a y4m file, looped)."""
+def _launch_browser(camera: Path, profile: Path, loopback: bool = True):
+    """Headless Chromium whose fake camera plays ``camera`` (a y4m file, looped). ``loopback=False`` leaves out
+    ``--allow-loopback-in-peer-connection``, as a browser started the usual way."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -145,9 +146,11 @@ def _launch_browser(camera: Path, profile: Path):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  f"--user-data-dir={profile}",
                  "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 f"--use-file-for-fake-video-capture={camera}", "--allow-loopback-in-peer-connection",
+                 f"--use-file-for-fake-video-capture={camera}",
                  "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=1400,1000"):
         options.add_argument(flag)
+    if loopback:
+        options.add_argument("--allow-loopback-in-peer-connection")
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(120)
     driver.set_script_timeout(60)
@@ -412,3 +415,23 @@ def test_images_page_annotates_uploads_and_reports_bad_ones(app_url, browser, tm
     assert "Traceback" not in body()
     assert _get(f"{app_url}/_stcore/health")[1] == "ok"
     _screenshot(driver, "images")
+
+
+def test_live_page_says_what_to_check_when_no_connection_forms(app_url, network, camera_file, tmp_path):
+    """On a machine with no network, a browser started the usual way (no --allow-loopback-in-peer-connection) cannot
+    connect: after a few seconds the page says what to check, naming that flag."""
+    if network is not None:
+        pytest.skip(f"needs the loopback-only network namespace (with a network, Chromium connects anyway): {network}")
+    driver = _launch_browser(camera_file, tmp_path / "profile", loopback=False)
+    try:
+        driver.get(f"{app_url}/?mode=motion")
+        _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+        _click_in_component(driver, "START")
+        text = _poll(lambda: (lambda t: t if "What to check" in t else None)(_panel_text(driver, "live")),
+                     timeout=90, interval=1.0, what="the no-connection help", context=lambda: _panel_text(driver, "live"))
+        print(f"[browser test] no connection, the panel says:\n{text}")
+        assert "No video after" in text and "--allow-loopback-in-peer-connection" in text, text
+        assert "frames processed: 0" in text
+        _screenshot(driver, "no_connection")
+    finally:
+        driver.quit()

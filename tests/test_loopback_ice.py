@@ -90,3 +90,16 @@ def test_agents_connect_on_a_loopback_only_machine_with_the_adapter_only(loopbac
     adapter.install("127.0.0.1")
     hosts, received = asyncio.run(_connect_pair())
     assert hosts == ["127.0.0.1"] and received == b"frame"
+
+
+def test_no_connection_help_names_what_fits_the_bind_address():
+    from stream_app.ui.panel import no_connection_lines
+
+    local = "\n".join(no_connection_lines(9.2, "127.0.0.1", ice_servers=False, camera=True))
+    assert local.startswith("No video after 9 s") and "camera" in local
+    assert "--allow-loopback-in-peer-connection" in local and "media.peerconnection.ice.loopback" in local
+    assert "TURN" not in local
+    remote = "\n".join(no_connection_lines(12, "0.0.0.0", ice_servers=False, camera=False))
+    assert "TURN" in remote and "STREAM_APP_ICE_SERVERS" in remote and "camera" not in remote
+    assert "loopback" not in remote
+    assert "it is set" in "\n".join(no_connection_lines(12, "", ice_servers=True, camera=False))

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from stream_app.results import FrameResult
 from stream_app.ui.channel import PanelState
+from stream_app.ui.loopback_ice import is_loopback
+
+NO_CONNECTION_AFTER_S = 8.0  # a local connection forms in about a second; at 8 s something is wrong
 
 
 def result_lines(result: FrameResult | None) -> list[str]:
@@ -56,3 +59,30 @@ def counts_csv_bytes(rows: list[dict]) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         path = write_counts_csv(Path(tmp) / "counts.csv", rows)
         return path.read_bytes()
+
+
+def no_connection_lines(waited_s: float, bind_address: str | None, ice_servers: bool, camera: bool) -> list[str]:
+    """What to check when START was pressed ``waited_s`` seconds ago and no frame has arrived (the page shows it after
+    :data:`NO_CONNECTION_AFTER_S`). ``bind_address`` is the server's (``server.address``), ``ice_servers`` whether
+    STREAM_APP_ICE_SERVERS names any, ``camera`` whether the browser sends a camera (Live) or only receives (replay)."""
+    lines = [f"No video after {waited_s:.0f} s: the browser and this server have not connected. What to check:"]
+    if camera:
+        lines.append("- The camera: allowed for this page (the icon in the address bar), and not in use by another "
+                     "program.")
+    if is_loopback(bind_address):
+        lines += [
+            f"- This page must be opened on the computer the server runs on (it listens on {bind_address} only), "
+            "at http://127.0.0.1 or http://localhost.",
+            "- No network (Wi-Fi off, no cable)? Browsers leave the loopback address out of WebRTC: start Chrome or "
+            "Chromium with --allow-loopback-in-peer-connection, or set media.peerconnection.ice.loopback to true in "
+            "Firefox's about:config. With any network connection up, no setting is needed.",
+        ]
+    else:
+        lines += [
+            "- Another computer must reach this server's address directly (same network), and its firewall must let "
+            "WebRTC's UDP through.",
+            "- Across networks (NAT, VPN) a TURN server is needed: set STREAM_APP_ICE_SERVERS"
+            + (" (it is set: check the TURN server's address and credentials)." if ice_servers else "."),
+        ]
+    lines.append("- Then press STOP and START again.")
+    return lines

@@ -7,6 +7,7 @@ The plumbing behind it is :mod:`stream_app.ui.channel`; the panel's text is :mod
 
 from __future__ import annotations
 
+import time
 from typing import Callable
 
 import streamlit as st
@@ -16,7 +17,7 @@ from stream_app import config
 from stream_app.modes import ModeSpec
 from stream_app.ui import common
 from stream_app.ui.channel import LiveFrameHandler, LiveSession
-from stream_app.ui.panel import counts_csv_bytes, panel_lines
+from stream_app.ui.panel import NO_CONNECTION_AFTER_S, counts_csv_bytes, no_connection_lines, panel_lines
 
 
 def rtc_configuration() -> dict | None:
@@ -57,10 +58,29 @@ def action_buttons(session: LiveSession, key: str) -> None:
                 st.error(f"{label} failed: {type(exc).__name__}: {exc}")
 
 
-def panel(session: LiveSession, spec: ModeSpec, key: str) -> None:
-    """The side panel: counters, current result, errors; a fragment that refreshes itself while frames flow."""
+def _no_connection(key: str, started: bool, frames: int, camera: bool) -> None:
+    """After START, while no frame has come through for :data:`NO_CONNECTION_AFTER_S`: what to check (the panel's
+    counter keeps the frames of earlier starts, so "no frame" means none since this START)."""
+    since = f"{key}-started-at"
+    if not started:
+        st.session_state.pop(since, None)
+        return
+    t0, frames0 = st.session_state.setdefault(since, (time.monotonic(), frames))
+    waited = time.monotonic() - t0
+    if frames == frames0 and waited >= NO_CONNECTION_AFTER_S:
+        try:
+            ice_servers = bool(config.ice_servers())
+        except ValueError:
+            ice_servers = True
+        st.warning("\n".join(no_connection_lines(waited, st.get_option("server.address"), ice_servers, camera)))
+
+
+def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False, camera: bool = True) -> None:
+    """The side panel: counters, current result, errors; a fragment that refreshes itself while frames flow (and,
+    after START, while none has come yet: :func:`_no_connection`)."""
     snap = session.channel.snapshot()
     with st.container(key=f"{key}-panel", border=True):
+        _no_connection(key, started, snap.frames, camera)
         st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
         result = snap.result
         headline = result.extras.headline() if result is not None and result.extras is not None else None
@@ -109,4 +129,6 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
         if title:
             st.subheader(title)
         action_buttons(session, page)
-        st.fragment(panel, run_every=1.0 if ctx.state.playing else None)(session, spec, page)
+        started = ctx.state.playing or ctx.state.signalling
+        st.fragment(panel, run_every=1.0 if started else None)(session, spec, page, started,
+                                                                mode != WebRtcMode.RECVONLY)
