@@ -13,8 +13,8 @@ the plain-RGB model) -> WBC tracks in slide coordinates.
 Counts: ``WBC in view``, ``WBC unique`` (since the last reset; a cell counts once it was detected ``min_hits`` times),
 ``WBC unique min`` and ``WBC unique max`` (equal to ``WBC unique`` while the count is certain; otherwise the true number
 lies between them and ``warning`` says why: the slide position was lost and not found again, or cells crossed the view
-in fewer detections than ``min_hits``; :mod:`.tracking`), ``RBC in view``, ``Platelets in view``. Timings: ``preprocess`` (resize + motion), ``detect`` (sync; in live mode the
-latest background run), ``track``.
+in fewer detections than ``min_hits``; :mod:`.tracking`), ``RBC in view``, ``Platelets in view``. Timings:
+``preprocess`` (resize + motion), ``detect`` (sync; in live mode the latest background run), ``track``.
 """
 
 from __future__ import annotations

@@ -219,8 +219,8 @@ class CellCounter:
     while in view leaves the view but is remembered, so the same cell found again at the same slide place keeps its
     id and is not recounted. A cell cut by the frame's edge gives a cut box: it is matched on the part of the
     tracks that lies inside the frame, and it does not move or shrink the box of a track seen whole (otherwise a cell
-    leaving the field drags its remembered box along, and is counted again when it comes back). A round of another segment than the tracks' (the slide position was lost) retires them:
-    they are remembered in their own segment's coordinates until :meth:`merge` joins the segments. ``unique`` adds up
+    leaving the field drags its remembered box along, and is counted again when it comes back). A round of another
+    segment than the tracks' (the slide position was lost) retires them: they are remembered in their own segment's coordinates until :meth:`merge` joins the segments. ``unique`` adds up
     every segment's cells; ``unique_min`` is the largest segment's alone, the least the true number can be while
     segments stay apart (``uncertain``). Thread-safe.
     """
@@ -271,7 +271,8 @@ class CellCounter:
             cut = _at_edge(slide + shift, w, h)
             matched_det: set[int] = set()
             if self.tracks and len(slide):
-                iou = iou_matrix(_clip(np.array([t.box for t in self.tracks]) + shift, w, h), _clip(slide + shift, w, h))
+                iou = iou_matrix(_clip(np.array([t.box for t in self.tracks]) + shift, w, h),
+                                 _clip(slide + shift, w, h))
                 rows, cols = linear_sum_assignment(-iou)
                 for r, c in zip(rows, cols):
                     if iou[r, c] >= self.match_iou:
