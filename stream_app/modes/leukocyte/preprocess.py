@@ -11,7 +11,7 @@ Shapes and values (all functions are pure; input is never modified):
 * ``rgb_to_lab(image)``: HxWx3 uint8 RGB -> HxWx3 uint8 OpenCV 8-bit CIELAB: ``L*255/100`` in channel 0,
   ``a+128`` and ``b+128`` in channels 1 and 2.
 * ``clahe_lab(image, clip, grid)`` = ``rgb_to_lab(clahe_rgb(...))``.
-* ``normalise_stain(image)``: HxWx3 uint8 RGB -> same: Reinhard colour transfer, i.e. each CIELAB channel's mean and
+* ``normalise_stain(image, mask=None)``: HxWx3 uint8 RGB -> same: Reinhard colour transfer, i.e. each CIELAB channel's mean and
   spread matched to those of the BCCD training smears (gain capped at ``max_gain``). A training-free step that makes a
   faint or differently stained smear look like the stain the detectors were trained on; optional, before CLAHE.
 * ``faint(image, strength)``: HxWx3 uint8 RGB -> same shape: a pale, low-contrast, nearly colourless version
@@ -58,13 +58,14 @@ REFERENCE_LAB_MEAN = np.array([73.31, 4.93, -1.05], np.float32)
 REFERENCE_LAB_STD = np.array([7.94, 8.55, 10.77], np.float32)
 
 
-def normalise_stain(image: np.ndarray, max_gain: float = 6.0) -> np.ndarray:
+def normalise_stain(image: np.ndarray, mask: np.ndarray | None = None, max_gain: float = 6.0) -> np.ndarray:
     """Reinhard et al. (2001) colour transfer to the BCCD training stain: per CIELAB channel,
     ``(x - mean) / std * ref_std + ref_mean``, with the scale capped at ``max_gain`` so a nearly flat channel is not
-    blown up into noise."""
+    blown up into noise. ``mask`` (HxW bool): the pixels whose statistics count (the lit field of an eyepiece view;
+    None: all)."""
     check_frame(image)
     lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    flat = lab.reshape(-1, 3)
+    flat = lab.reshape(-1, 3) if mask is None or not mask.any() else lab[mask]
     mean, std = flat.mean(axis=0), flat.std(axis=0)
     gain = np.minimum(REFERENCE_LAB_STD / np.maximum(std, 1e-3), max_gain)
     lab = (lab - mean) * gain + REFERENCE_LAB_MEAN

@@ -1,9 +1,13 @@
 """Leukocyte mode: white blood cells (and red cells, platelets) boxed on live microscope video, each WBC counted once.
 
 Pipeline per frame: downscale to at most ``max_side`` (4K input stays cheap; boxes come back in original pixels) ->
-slide motion by phase correlation (:mod:`.tracking`) -> detector (Faster R-CNN on MobileNetV2, :mod:`.model`; by
-default on the paper's CLAHE + CIELAB input, which also serves faint / unstained smears; ``clahe_lab=False`` picks
-the plain-RGB model) -> WBC tracks in slide coordinates.
+slide motion by phase correlation (:mod:`.tracking`; inside an eyepiece's circle when there is one) -> the cell scale
+(:mod:`.scale`: the RBC diameter found from the image, or the ``cell_size`` setting; estimated once per stream and
+again when the picture changes) -> detector (Faster R-CNN on MobileNetV2, :mod:`.model`; by default on the paper's
+CLAHE + CIELAB input, which also serves faint / unstained smears; ``clahe_lab=False`` picks the plain-RGB model) on
+the frame brought to the training scale, in overlapping tiles where that makes it larger than the network's input
+(:mod:`.tiling`; small cells are looked for in the original frame, not the ``max_side`` copy) -> WBC tracks in slide
+coordinates.
 
 * ``live=False`` (files, CLI, tests): the detector runs synchronously on every ``detect_every``-th frame, so results
   are deterministic.
@@ -14,7 +18,10 @@ Counts: ``WBC in view``, ``WBC unique`` (since the last reset; a cell counts onc
 ``WBC unique min`` and ``WBC unique max`` (equal to ``WBC unique`` while the count is certain; otherwise the true number
 lies between them and ``warning`` says why: the slide position was lost and not found again, or cells crossed the view
 in fewer detections than ``min_hits``; :mod:`.tracking`), ``RBC in view``, ``Platelets in view``. Timings:
-``preprocess`` (resize + motion), ``detect`` (sync; in live mode the latest background run), ``track``.
+``preprocess`` (resize + motion), ``detect`` (sync; in live mode the latest background run; all tiles), ``track``,
+and ``scale`` on a frame where the scale was estimated. ``extras`` (:class:`LeukocyteExtras`, JSONL ``text``): the
+cell scale in use (RBC size in pixels, magnification relative to the training fields, micrometres per pixel);
+``warning``: "no red cells found ..." while no scale shows cells.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import numpy as np
 
 from stream_app.frames import fit_within
 from stream_app.modes.base import Processor, setting
-from stream_app.results import Detection, Detections, FrameResult
+from stream_app.results import Detection, Detections, Extras, FrameResult
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +58,33 @@ class LeukocyteSettings:
     min_hits: int = setting(2, "Detections before a WBC is counted (filters one-frame false alarms)", min=1, max=10,
                             step=1)
     max_side: int = setting(640, "Longest side of the analysed copy (pixels)", min=320, max=1920, step=32)
+    cell_size: float = setting(0.0, "Red cell diameter in pixels of the original frame; 0 = find it from the image "
+                                    "(auto). Cells are brought to the training scale (BCCD: 102 px)", min=0.0,
+                               max=1000.0, step=1.0)
+
+
+@dataclass
+class LeukocyteExtras(Extras):
+    """The cell scale in use: ``rbc_px`` (RBC diameter in the original frame's pixels; None: no red cells found at any
+    scale), ``source`` ("auto", "fixed" = the ``cell_size`` setting, "none"), ``magnification`` (relative to the
+    training fields, BCCD = 1.0) and ``um_per_px``. JSONL: ``text`` = ``description``
+    (:meth:`~.scale.ScaleEstimate.describe`); panels: that line."""
+
+    rbc_px: float | None = None
+    source: str = "none"
+    magnification: float | None = None
+    um_per_px: float | None = None
+    description: str = ""
+
+    @classmethod
+    def of(cls, estimate) -> "LeukocyteExtras":
+        return cls(estimate.rbc_px, estimate.source, estimate.magnification, estimate.um_per_px, estimate.describe())
+
+    def json_fields(self) -> dict:
+        return {"text": self.description}
+
+    def lines(self) -> list[str]:
+        return [self.description] if self.description else []
 
 
 class LeukocyteProcessor(Processor):
@@ -58,8 +92,12 @@ class LeukocyteProcessor(Processor):
 
     def __init__(self, settings: LeukocyteSettings, live: bool = False) -> None:
         super().__init__(settings, live)
+        from stream_app.modes.leukocyte.scale import ScaleKeeper
         from stream_app.modes.leukocyte.tracking import CellCounter, SlideMotion
 
+        self.scale = ScaleKeeper()
+        self._mask_cache: tuple | None = None  # (shape, lit-field mask or None) of the detection frame
+        self._window_cache: tuple | None = None  # (key, where slide motion is measured)
         self._motion = SlideMotion()
         self._counter = CellCounter(min_hits=settings.min_hits)
         self._lock = threading.Lock()
@@ -94,6 +132,7 @@ class LeukocyteProcessor(Processor):
             self._motion.reset()
             self._others = []
             self._frame_index = 0
+        self.scale.reset()
         with self._cv:
             self._job, self._done = None, None
 
@@ -112,8 +151,65 @@ class LeukocyteProcessor(Processor):
             self._thread = None
 
     # ---- detection --------------------------------------------------------------------------------------------
-    def _detect(self, small: np.ndarray):
-        return self._detector()(small, normalise=self.settings.stain_normalise)
+    def _detection_frame(self, frame: np.ndarray, small: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+        """The copy to detect on and its scale to the original: the ``max_side`` copy, unless the cells are so small
+        there that the detector would have to enlarge it; then a larger copy, up to the original frame."""
+        from stream_app.modes.leukocyte.scale import network_rbc_px
+
+        est = self.scale.estimate
+        if est is None or est.rbc_px is None or scale >= 1.0:
+            return small, scale
+        need = min(1.0, network_rbc_px(self._detector()) / est.rbc_px)
+        if need <= scale:
+            return small, scale
+        copy, s = fit_within(frame, max(small.shape[:2]) * need / scale)
+        return copy, s
+
+    def _motion_window(self, small: np.ndarray):
+        """Where slide motion is measured: inside an eyepiece's circle when there is one (found once per frame size
+        and again after each new scale estimate)."""
+        from stream_app.modes.leukocyte.scale import _lit_mask
+        from stream_app.modes.leukocyte.tracking import field_window
+
+        key = (small.shape, id(self.scale.estimate))
+        if self._window_cache is None or self._window_cache[0] != key:
+            self._window_cache = (key, field_window(_lit_mask(small)))
+        return self._window_cache[1]
+
+    def _lit(self, image: np.ndarray):
+        from stream_app.modes.leukocyte.scale import _lit_mask
+
+        if self._mask_cache is None or self._mask_cache[0] != image.shape:
+            self._mask_cache = (image.shape, _lit_mask(image))
+        return self._mask_cache[1]
+
+    def _detect(self, frame: np.ndarray, det_frame: np.ndarray, det_scale: float, now: float | None):
+        """Estimate the scale when due (on the original frame), detect on ``det_frame``; boxes in ``det_frame``
+        pixels; timings gain ``scale`` when an estimate ran."""
+        from stream_app.modes.leukocyte.scale import ScaleEstimate, detect_at, estimate_scale
+
+        s, detector = self.settings, self._detector()
+        scale_ms = None
+        if self.scale.due(frame.shape, s.cell_size, now):
+            t0 = time.perf_counter()
+            if s.cell_size:
+                estimate = ScaleEstimate(float(s.cell_size), "fixed")
+            else:
+                self._mask_cache = None
+                estimate = estimate_scale(detector, frame, normalise=s.stain_normalise)
+            self.scale.set(estimate, frame.shape, s.cell_size, -1e9 if now is None else now)
+            scale_ms = (time.perf_counter() - t0) * 1000
+            det_frame, det_scale = self._detection_frame(frame, *fit_within(frame, s.max_side))
+        est = self.scale.estimate
+        rbc = None if est is None or est.rbc_px is None else est.rbc_px * det_scale
+        detections = detect_at(detector, det_frame, rbc, self._lit(det_frame), s.stain_normalise,
+                               stop=lambda: self._closed)
+        if det_scale > 0:
+            self.scale.observe(detections.boxes / det_scale, detections.labels, detections.scores)
+        if scale_ms is not None:
+            detections.timings_ms["scale"] = scale_ms
+        detections.timings_ms["det_scale"] = det_scale
+        return detections
 
     def _worker(self) -> None:
         while True:
@@ -123,25 +219,29 @@ class LeukocyteProcessor(Processor):
                 if self._closed:
                     return
                 job, self._job = self._job, None
-            small, offset, segment = job
+            frame, det_frame, det_scale, small_shape, scale, offset, segment, now = job
             try:
-                t0 = time.perf_counter()
-                detections = self._detect(small)
+                detections = self._detect(frame, det_frame, det_scale, now)
                 elapsed = detections.timings_ms["preprocess"] + detections.timings_ms["detect"]
+                detections.boxes = detections.boxes * np.float32(scale / detections.timings_ms["det_scale"])
                 with self._cv:
-                    self._done = (detections, offset, segment, small.shape[:2], elapsed)
+                    self._done = (detections, offset, segment, small_shape, elapsed)
             except Exception as exc:  # noqa: BLE001 - reported on the next frame, the stream goes on
                 log.debug("background detection failed", exc_info=True)
                 self._errors += 1
                 self._last_error = f"{type(exc).__name__}: {exc}"
 
-    def _submit(self, small: np.ndarray, offset: np.ndarray, segment: int) -> None:
+    def _submit(self, frame: np.ndarray, small: np.ndarray, scale: float, offset: np.ndarray, segment: int) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._worker, name="leukocyte-detector", daemon=True)
             self._thread.start()
         with self._cv:
             if self._job is None:  # worker busy with an older frame keeps it; we hand over the newest when it is free
-                self._job = (small.copy(), offset.copy(), segment)
+                det_frame, det_scale = self._detection_frame(frame, small, scale)
+                original = frame.copy()
+                det_frame = original if det_frame is frame else det_frame.copy()
+                self._job = (original, det_frame, det_scale, small.shape[:2], scale, offset.copy(), segment,
+                             time.monotonic())
                 self._cv.notify()
 
     def _integrate(self, detections, offset: np.ndarray, segment: int, size: tuple[int, int]) -> None:
@@ -170,6 +270,7 @@ class LeukocyteProcessor(Processor):
         t0 = time.perf_counter()
         small, scale = fit_within(frame, self.settings.max_side)
         prep_ms = detect_ms = track_ms = 0.0
+        scale_ms = None
         warning = None
         with self._lock:
             still = timestamp_s is None
@@ -177,13 +278,13 @@ class LeukocyteProcessor(Processor):
                 self._counter.reset()
                 self._motion.reset()
             self._counter.min_hits = 1 if still else self.settings.min_hits
-            offset = self._motion.update(small)
+            offset = self._motion.update(small, self._motion_window(small))
             segment = self._motion.segment
             for src, dst, delta in self._motion.pop_joins():  # a lost slide position found again
                 self._counter.merge(src, dst, delta)
             prep_ms = (time.perf_counter() - t0) * 1000
             if self.live:
-                self._submit(small, offset, segment)
+                self._submit(frame, small, scale, offset, segment)
                 with self._cv:
                     done, self._done = self._done, None
                 if done is not None:
@@ -195,20 +296,34 @@ class LeukocyteProcessor(Processor):
                 if self._last_error:
                     warning, self._last_error = f"detector: {self._last_error}", None
             elif self._frame_index % max(1, self.settings.detect_every) == 0:
-                detections = self._detect(small)
+                if still:
+                    self.scale.reset()
+                now = None if still else float(timestamp_s)  # a still image's estimate is not kept
+                detections = self._detect(frame, *self._detection_frame(frame, small, scale), now)
+                detections.boxes = detections.boxes * np.float32(scale / detections.timings_ms["det_scale"])
                 prep_ms += detections.timings_ms["preprocess"]
                 detect_ms = detections.timings_ms["detect"]
+                if "scale" in detections.timings_ms:
+                    scale_ms = detections.timings_ms["scale"]
                 tt = time.perf_counter()
                 self._integrate(detections, offset, segment, small.shape[:2])
                 track_ms += (time.perf_counter() - tt) * 1000
             tt = time.perf_counter()
-            result = self._result(offset, segment, scale)
+            result = self._result(offset, segment, scale, frame.shape)
             if self._counter.uncertain:
                 warning = "; ".join(w for w in (warning, self._uncertain_note()) if w)
             track_ms += (time.perf_counter() - tt) * 1000
             self._frame_index += 1
+        est = self.scale.estimate
+        if est is not None:
+            result.extras = LeukocyteExtras.of(est)
+            if est.rbc_px is None:
+                warning = "; ".join(w for w in (warning, "no red cells found at any scale: is the smear in view and "
+                                                         "in focus?") if w)
         result.warning = warning
         result.timings_ms = {"preprocess": prep_ms, "detect": detect_ms, "track": track_ms}
+        if scale_ms is not None:
+            result.timings_ms["scale"] = scale_ms
         return result
 
     def _uncertain_note(self) -> str:
@@ -221,8 +336,13 @@ class LeukocyteProcessor(Processor):
             why.append(f"{c.possible} cell(s) crossed the view in fewer than {c.min_hits} detections: pan slower")
         return f"WBC unique is uncertain, between {c.unique_min} and {c.unique_max}: " + "; ".join(why)
 
-    def _result(self, offset: np.ndarray, segment: int, scale: float) -> FrameResult:
+    def _result(self, offset: np.ndarray, segment: int, scale: float, shape: tuple[int, ...]) -> FrameResult:
         s = self.settings
+        limit = np.array([shape[1], shape[0], shape[1], shape[0]], np.float64)
+
+        def original(box: np.ndarray) -> tuple[float, ...]:  # small-copy pixels -> the original frame's, inside it
+            return tuple(float(v) for v in np.clip(box / scale, 0, limit))
+
         shift = np.array([offset[0], offset[1], offset[0], offset[1]])
         dets: list[Detection] = []
         in_view = 0
@@ -230,14 +350,14 @@ class LeukocyteProcessor(Processor):
             if not counted:
                 continue
             in_view += 1
-            dets.append(Detection("WBC", score, tuple(float(v) for v in box / scale), track_id))
+            dets.append(Detection("WBC", score, original(box), track_id))
         c = self._counter
         counts = {"WBC in view": in_view, "WBC unique": c.unique, "WBC unique min": c.unique_min,
                   "WBC unique max": c.unique_max, "RBC in view": 0, "Platelets in view": 0}
         for name, score, box in (self._others if self._others_segment == segment else []):
             counts[f"{name} in view"] += 1
             if (name == "RBC" and s.show_rbc) or (name == "Platelets" and s.show_platelets):
-                dets.append(Detection(name, score, tuple(float(v) for v in (box + shift) / scale)))
+                dets.append(Detection(name, score, original(box + shift)))
         return FrameResult(mode=self.mode, detections=Detections.from_rows(dets), counts=counts)
 
 

@@ -103,8 +103,13 @@ class SlideMotion:
             return None
         return np.array([dx, dy])
 
-    def update(self, frame: np.ndarray) -> np.ndarray:
-        """Measure the shift from the previous frame; returns the accumulated offset (of the current segment)."""
+    def update(self, frame: np.ndarray, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Measure the shift from the previous frame; returns the accumulated offset (of the current segment).
+        ``window`` (x1, y1, x2, y2): measure only there (inside an eyepiece's circular field, whose dark edge stays
+        still while the slide moves behind it and would otherwise pin the measured shift to zero)."""
+        if window is not None:
+            x1, y1, x2, y2 = window
+            frame = frame[y1:y2, x1:x2]
         grey = self._small(frame)
         if float(grey.std()) < self.min_std:
             return self.offset.copy()  # nothing to see: no motion measured, nothing lost; the last view is kept
@@ -180,6 +185,19 @@ class SlideMotion:
         """``(old segment, segment it joined, delta)`` since the last call: box there = box here + delta."""
         joins, self._joins = self._joins, []
         return joins
+
+
+def field_window(mask: np.ndarray | None) -> tuple[int, int, int, int] | None:
+    """The square inscribed in a circular lit field (``mask`` HxW bool), or None when the whole frame is lit."""
+    if mask is None or mask.mean() > 0.98 or not mask.any():
+        return None
+    ys, xs = np.nonzero(mask)
+    cx, cy = float(xs.mean()), float(ys.mean())
+    half = 0.95 * np.sqrt(mask.sum() / np.pi) / np.sqrt(2)
+    h, w = mask.shape
+    x1, y1 = max(0, int(cx - half)), max(0, int(cy - half))
+    x2, y2 = min(w, int(cx + half)), min(h, int(cy + half))
+    return (x1, y1, x2, y2) if x2 - x1 >= 16 and y2 - y1 >= 16 else None
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
