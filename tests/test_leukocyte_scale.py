@@ -246,3 +246,20 @@ def test_slide_motion_inside_an_eyepiece_follows_the_slide_not_the_still_border(
     assert abs(b[0] - (-190)) < 12 and abs(b[1]) < 6  # the slide's pan, measured inside the circle
     assert abs(a[0]) < 20  # over the whole frame the still circle wins: the pan is lost
     assert field_window(np.ones((480, 640), bool)) is None
+
+
+def test_zoom_out_training_sample_is_a_wider_field_back_at_the_training_scale():
+    from stream_app.modes.leukocyte.train import zoom_out
+
+    frame, truth = _discs(480, 640, [(100, 100), (320, 240), (600, 440)], 50)
+    pool = [(frame, truth, np.array([1, 2, 2]))]
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        image, boxes, labels = zoom_out(frame, truth, np.array([1, 2, 2]), pool, rng)
+        h, w = image.shape[:2]
+        assert 0.8 * 480 * 0.95 <= h <= 1.25 * 480 * 1.05  # one field's worth, enlarged back (+-25%)
+        assert len(boxes) == len(labels) and len(boxes) <= 12
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 2] <= w).all() and (boxes[:, 3] <= h).all()
+        side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
+        whole = side[(boxes[:, 0] > 1) & (boxes[:, 1] > 1) & (boxes[:, 2] < w - 1) & (boxes[:, 3] < h - 1)]
+        assert ((whole > 0.7 * 101) & (whole < 1.35 * 101)).all()  # cells back at about their training size

@@ -11,9 +11,10 @@ Shapes and values (all functions are pure; input is never modified):
 * ``rgb_to_lab(image)``: HxWx3 uint8 RGB -> HxWx3 uint8 OpenCV 8-bit CIELAB: ``L*255/100`` in channel 0,
   ``a+128`` and ``b+128`` in channels 1 and 2.
 * ``clahe_lab(image, clip, grid)`` = ``rgb_to_lab(clahe_rgb(...))``.
-* ``normalise_stain(image, mask=None)``: HxWx3 uint8 RGB -> same: Reinhard colour transfer, i.e. each CIELAB channel's mean and
-  spread matched to those of the BCCD training smears (gain capped at ``max_gain``). A training-free step that makes a
-  faint or differently stained smear look like the stain the detectors were trained on; optional, before CLAHE.
+* ``normalise_stain(image, mask=None)``: HxWx3 uint8 RGB -> same: Reinhard colour transfer, i.e. each CIELAB
+  channel's mean and spread (over ``mask``, the lit field, when given) matched to those of the BCCD training smears
+  (gain capped at ``max_gain``). A training-free step that makes a faint or differently stained smear look like the
+  stain the detectors were trained on; optional, before CLAHE.
 * ``faint(image, strength)``: HxWx3 uint8 RGB -> same shape: a pale, low-contrast, nearly colourless version
   (what an unstained or under-stained smear under bright illumination looks like).
 """

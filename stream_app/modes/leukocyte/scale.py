@@ -17,8 +17,8 @@ nothing. So:
    where the camera's blur and JPEG set the smallest scale the image holds. On BCCD val mosaics (K = 1-4) and
    phone-photo proxies (fields at 1/5-1/9) the detector's estimate came within 0.78-1.17x of the labelled RBC size.
 2. :func:`detect_at` resizes the frame so that RBCs are at the training scale and runs the detector on overlapping
-   network-sized tiles (:mod:`stream_app.modes.leukocyte.tiling`). When the frame at that scale is within 20% of what the
-   model's own size rule gives (a BCCD-like field), the model's rule is used: one network run, exactly as before.
+   network-sized tiles (:mod:`.tiling`). When the frame at that scale is within 20% of what the model's own size
+   rule gives (a BCCD-like field), the model's rule is used: one network run, exactly as before.
 
 A :class:`ScaleEstimate` carries the RBC size, the magnification relative to BCCD's (``rbc_px / TRAIN_RBC_PX``) and
 the micrometres per pixel that a 7.5 um red cell implies.

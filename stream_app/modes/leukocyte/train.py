@@ -96,7 +96,7 @@ def zoom_out(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, pool: lis
     """The sample at a lower magnification, brought back to the training scale (see the module docstring).
 
     ``pool``: (image, boxes, labels) of the training split, to compose the wider field from."""
-    from stream_app.modes.leukocyte.zoomout import _visible, eyepiece
+    from stream_app.modes.leukocyte.zoomout import eyepiece, visible_boxes
 
     h, w = image.shape[:2]
     picks = [(image, boxes, labels)] + [pool[int(i)] for i in rng.integers(0, len(pool), 3)]
@@ -135,7 +135,7 @@ def zoom_out(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, pool: lis
     else:
         small, weight = eyepiece(small, rng, centre=(sw / 2, sh / 2), radius=4.0 * max(sw, sh))
     b = b * np.array([sw / w, sh / h, sw / w, sh / h], np.float32)
-    b, lab = _visible(b, lab, weight, 0.6)
+    b, lab = visible_boxes(b, lab, weight, 0.6)
     back = (1.0 / factor) * rng.uniform(0.8, 1.25)
     out = cv2.resize(small, (max(8, round(sw * back)), max(8, round(sh * back))), interpolation=cv2.INTER_LINEAR)
     fx, fy = out.shape[1] / sw, out.shape[0] / sh

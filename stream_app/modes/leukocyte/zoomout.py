@@ -102,11 +102,11 @@ def phone_photo(images: list[np.ndarray], boxes: list[np.ndarray], labels: list[
     photo, weight = eyepiece(canvas, rng)
     b = np.concatenate(all_boxes).reshape(-1, 4)
     lab = np.concatenate(all_labels)
-    b, lab = _visible(b, lab, weight, min_visible)
+    b, lab = visible_boxes(b, lab, weight, min_visible)
     return photo, b, lab
 
 
-def _visible(boxes: np.ndarray, labels: np.ndarray, weight: np.ndarray, min_visible: float):
+def visible_boxes(boxes: np.ndarray, labels: np.ndarray, weight: np.ndarray, min_visible: float):
     """Boxes clipped to the image, kept when at least ``min_visible`` of their area is lit (``weight`` >= 0.5)."""
     h, w = weight.shape
     boxes = boxes.copy()
