@@ -40,12 +40,18 @@ class Processor(abc.ABC):
     """Frame in, :class:`FrameResult` out. Subclasses implement :meth:`_process`.
 
     ``timestamp_s`` is ``None`` for a still image and increasing seconds for the frames of one stream, so a mode can
-    track across frames (video) or look at each image alone (stills). ``live=True`` means frames come from a camera
-    at its own rate and must never wait for slow work (a mode may then run its model in the background on the newest
-    frame); ``live=False`` (files, CLI, tests) processes every frame fully and deterministically.
+    track across frames (video) or look at each image alone (stills). A processor is a plain per-frame function with
+    state: one thread at a time calls it, and every call does the whole frame. Live pages do not call it from the
+    camera's callback: :class:`stream_app.live.LatestFrameWorker` feeds it the newest camera frame in a background
+    thread and drops the frames that came in meanwhile, so a live processor sees a stream with gaps (its timestamps
+    say how long). ``live=True`` says the frames come that way; ``live=False`` (files, CLI, tests) sees every frame.
+
+    A mode whose work is two steps that share no per-stream state may say so (``two_step = True``, :meth:`_first`,
+    :meth:`_second`): the live worker then runs step one of frame t+1 beside step two of frame t, in two threads.
     """
 
     mode: ClassVar[str]
+    two_step: ClassVar[bool] = False
 
     def __init__(self, settings: Any, live: bool = False) -> None:
         self.settings = settings
@@ -68,8 +74,43 @@ class Processor(abc.ABC):
         try:
             return self.process(frame, timestamp_s)
         except Exception as exc:  # noqa: BLE001 - the stream must go on; the error is reported, not hidden
-            log.debug("frame failed: %s", traceback.format_exc())
-            return FrameResult(mode=self.mode, error=f"{type(exc).__name__}: {exc}", time_s=timestamp_s)
+            return self._failed(exc, timestamp_s)
+
+    def _failed(self, exc: Exception, timestamp_s: float | None) -> FrameResult:
+        log.debug("frame failed: %s", traceback.format_exception(exc))
+        return FrameResult(mode=self.mode, error=f"{type(exc).__name__}: {exc}", time_s=timestamp_s)
+
+    # ---- two-step modes (the live worker's pipeline) ------------------------------------------------------------
+    def _first(self, frame: np.ndarray, timestamp_s: float | None) -> Any:
+        """Step one of a ``two_step`` mode on a checked frame; returns what step two needs."""
+        raise NotImplementedError(f"{type(self).__name__} is not a two-step mode")
+
+    def _second(self, frame: np.ndarray, timestamp_s: float | None, first: Any) -> FrameResult:
+        """Step two of a ``two_step`` mode: the frame's result from step one's output."""
+        raise NotImplementedError(f"{type(self).__name__} is not a two-step mode")
+
+    def first_step(self, frame: np.ndarray, timestamp_s: float | None = None) -> "Staged":
+        """Step one of a ``two_step`` mode, timed; an exception is carried to :meth:`second_step` (never raised)."""
+        start = time.perf_counter()
+        try:
+            value, error = self._first(check_frame(frame), timestamp_s), None
+        except Exception as exc:  # noqa: BLE001 - reported as the frame's error by second_step
+            value, error = None, exc
+        return Staged(frame, timestamp_s, value, (time.perf_counter() - start) * 1000.0, error)
+
+    def second_step(self, staged: "Staged") -> FrameResult:
+        """Step two on :meth:`first_step`'s output: the frame's result, as :meth:`process_safely` gives it (``total``
+        is both steps' time, without the wait between them)."""
+        if staged.error is not None:
+            return self._failed(staged.error, staged.time_s)
+        start = time.perf_counter()
+        try:
+            result = self._second(staged.frame, staged.time_s, staged.value)
+        except Exception as exc:  # noqa: BLE001 - as in process_safely
+            return self._failed(exc, staged.time_s)
+        result.timings_ms["total"] = staged.first_ms + (time.perf_counter() - start) * 1000.0
+        result.time_s = staged.time_s
+        return result
 
     def update_settings(self, **changes: Any) -> None:
         """Change settings between frames (UI controls); unknown names are an error."""
@@ -80,11 +121,24 @@ class Processor(abc.ABC):
 
     def actions(self) -> dict[str, Callable[[], None]]:
         """Buttons the pages show for this mode, by label (e.g. "Space", "Delete", "Clear text", "Reset counts").
-        Called from the UI thread while frames flow: implementations must be thread-safe."""
+        Live pages call them from the page's thread between frames (the session holds the worker meanwhile), like
+        :meth:`update_settings` and :meth:`reset`."""
         return {}
 
     def close(self) -> None:
-        """Release per-stream resources (background threads, trackers)."""
+        """Release per-stream resources (hand trackers, model sessions of its own); the processor is not used after."""
+
+
+@dataclass(frozen=True)
+class Staged:
+    """What :meth:`Processor.first_step` hands to :meth:`Processor.second_step`: the frame, its timestamp, step one's
+    output and time, or step one's exception."""
+
+    frame: np.ndarray
+    time_s: float | None
+    value: Any
+    first_ms: float
+    error: Exception | None = None
 
 
 class Hook:

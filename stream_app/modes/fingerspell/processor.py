@@ -120,13 +120,26 @@ class FingerspellProcessor(Processor):
             finder.close()
         self._finders.clear()
 
+    # Two steps that share no state (two_step): the hand finder (MediaPipe, which runs its models on one thread
+    # here) keeps the finders; the letter step keeps the stream reader and the speller. The live worker runs the
+    # finder on frame t+1 while the classifier reads frame t.
+    two_step = True
+
     def _process(self, frame: np.ndarray, timestamp_s: float | None) -> FrameResult:
+        return self._second(frame, timestamp_s, self._first(frame, timestamp_s))
+
+    def _first(self, frame: np.ndarray, timestamp_s: float | None):
+        """The hands (MediaPipe) and the copy they were found on."""
+        t0 = time.perf_counter()
+        hands, small, scale = self._finder(timestamp_s is not None).find(frame, timestamp_s)
+        return hands, small, scale, (time.perf_counter() - t0) * 1000
+
+    def _second(self, frame: np.ndarray, timestamp_s: float | None, first) -> FrameResult:
         from stream_app.modes.fingerspell import LETTERS
         from stream_app.modes.fingerspell.hands import INDEX_TIP, PINKY_TIP
 
         stream = timestamp_s is not None
-        t0 = time.perf_counter()
-        hands, small, scale = self._finder(stream).find(frame, timestamp_s)
+        hands, small, scale, hands_ms = first
         t1 = time.perf_counter()
         h, w = frame.shape[:2]
         model = self.settings.model
@@ -163,7 +176,7 @@ class FingerspellProcessor(Processor):
                     hand_size=hand.size, mirrored=hand.mirrored)
         extras.text = self.speller.text if stream else ""
         t3 = time.perf_counter()
-        result.timings_ms.update(hands=(t1 - t0) * 1000, classify=(t2 - t1) * 1000, spell=(t3 - t2) * 1000)
+        result.timings_ms.update(hands=hands_ms, classify=(t2 - t1) * 1000, spell=(t3 - t2) * 1000)
         return result
 
 
