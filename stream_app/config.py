@@ -31,3 +31,19 @@ def ice_servers() -> list[dict]:
     if not isinstance(servers, list):
         raise ValueError("STREAM_APP_ICE_SERVERS must be a JSON list such as [{\"urls\": [\"stun:host:3478\"]}]")
     return servers
+
+
+DEFAULT_MAX_LIVE_SESSIONS = 3
+
+
+def max_live_sessions() -> int:
+    """How many live streams one server runs at once (``STREAM_APP_MAX_LIVE_SESSIONS``; 0 = no cap). Default 3: on
+    2 cores three streams still get >= 5 analysed frames a second each (README); a fourth is refused with a message."""
+    raw = os.environ.get("STREAM_APP_MAX_LIVE_SESSIONS", "").strip()
+    if not raw:
+        return DEFAULT_MAX_LIVE_SESSIONS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"STREAM_APP_MAX_LIVE_SESSIONS must be a whole number (0 = no cap), got {raw!r}") from None
+    return max(0, value)

@@ -21,7 +21,7 @@ FLOORS = [
     ["stream_app.modes.base"],
     ["stream_app.modes.*"],  # one package per mode
     ["stream_app.modes"],  # the registry
-    ["stream_app.pipeline", "stream_app.bench"],
+    ["stream_app.pipeline", "stream_app.bench", "stream_app.live"],
     ["stream_app.cli", "stream_app.__main__", "stream_app.ui"],
 ]
 
