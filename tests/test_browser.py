@@ -238,12 +238,12 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
 
     driver = browser
     driver.get(f"{app_url}/?mode=motion")
-    _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+    _poll(lambda: "frames shown: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
     assert "Motion" in driver.find_element(By.TAG_NAME, "body").text
 
     def processed() -> str | None:
         text = _panel_text(driver, "live")
-        frames = re.search(r"frames processed: (\d+)", text)
+        frames = re.search(r"frames analysed: (\d+)", text)
         moving = re.search(r"^moving: (\d+)$", text, re.M)
         if frames and int(frames.group(1)) >= MIN_FRAMES and moving and int(moving.group(1)) >= 1:
             return text
@@ -251,9 +251,9 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
 
     text = _start_and_wait(driver, processed, f">= {MIN_FRAMES} processed frames with motion found")
     assert re.search(r"^errors: 0$", text, re.M), text
-    fps = float(re.search(r"^fps: ([\d.]+)$", text, re.M).group(1))
+    fps = float(re.search(r"^fps shown: ([\d.]+)$", text, re.M).group(1))
     latency = re.search(r"^latency \(callback, median\): (.*)$", text, re.M).group(1)
-    print(f"\n[browser test] side panel: fps {fps}, callback latency {latency}\n{text}")
+    print(f"\n[browser test] side panel: fps shown {fps}, callback latency {latency}\n{text}")
     assert fps > 0, text
 
     driver.switch_to.frame(_component_iframe(driver))
@@ -303,11 +303,11 @@ def test_live_fingerspelling_reads_and_spells_a_held_letter(app_url, rf_test_pho
     driver = _launch_browser(camera, tmp_path / "profile")
     try:
         driver.get(f"{app_url}/?mode=fingerspell")
-        _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+        _poll(lambda: "frames shown: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
 
         def spelled() -> str | None:
             text = _panel_text(driver, "live")
-            frames = re.search(r"frames processed: (\d+)", text)
+            frames = re.search(r"frames analysed: (\d+)", text)
             if frames and int(frames.group(1)) >= MIN_FRAMES and re.search(r"^text: .*B", text, re.M):
                 return text
             return None
@@ -319,7 +319,7 @@ def test_live_fingerspelling_reads_and_spells_a_held_letter(app_url, rf_test_pho
         time.sleep(10)  # for the record: the rate once warmed up
         steady = _panel_text(driver, "live")
         print("[browser test] fingerspelling 10 s later: " + ", ".join(
-            line for line in steady.splitlines() if line.startswith(("frames processed", "fps", "latency"))))
+            line for line in steady.splitlines() if line.startswith(("frames", "fps", "overlay", "latency"))))
         _click_in_component(driver, "STOP")
     finally:
         driver.quit()
@@ -377,7 +377,7 @@ def test_replay_bad_files_then_sample(app_url, browser, tmp_path):
 
     def replayed():
         text = _panel_text(driver, "replay")
-        frames = re.search(r"frames processed: (\d+)", text)
+        frames = re.search(r"frames analysed: (\d+)", text)
         return text if frames and int(frames.group(1)) >= 30 and re.search(r"^moving: [1-9]", text, re.M) else None
 
     text = _poll(replayed, timeout=120, interval=1.0, what="frames of the live replay through the callback")

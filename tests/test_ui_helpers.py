@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import threading
+import time
 from dataclasses import dataclass
 
 import av
@@ -18,6 +19,7 @@ from stream_app.modes.base import ModeSpec, Processor
 from stream_app.modes.fingerspell.processor import FingerspellExtras
 from stream_app.results import FrameResult
 from stream_app.synthetic import moving_shapes
+from stream_app.live import SessionSlots
 from stream_app.ui.channel import LiveFrameHandler, LiveSession, PanelState, RateMeter, ResultChannel
 from stream_app.ui.controls import changed_settings, control_for, controls_for
 from stream_app.ui.panel import counts_csv_bytes, panel_lines, result_lines
@@ -52,25 +54,32 @@ def test_rate_meter_falls_to_zero_when_frames_stop():
 
 # ---- ResultChannel --------------------------------------------------------------------------------------------------
 
-def test_channel_counts_frames_errors_and_keeps_the_newest_result():
+def test_channel_counts_shown_and_analysed_frames_drops_errors_and_keeps_the_newest_result():
     clock = FakeClock()
     channel = ResultChannel(clock=clock)
     assert channel.snapshot() == PanelState()
-    for i in range(10):
-        clock.now += 0.1
-        channel.publish(FrameResult(mode="motion", counts={"moving": i}), latency_ms=5.0, size=(640, 480))
-    clock.now += 0.1
-    channel.publish(FrameResult(mode="motion", error="ValueError: bad"), latency_ms=7.0)
+    for i in range(20):  # 20 frames shown at 20 fps, every other one analysed
+        clock.now += 0.05
+        channel.shown(latency_ms=4.0, size=(640, 480), age_ms=50.0 + i, dropped_before=1 if i == 7 else 0)
+        if i % 2:
+            channel.publish(FrameResult(mode="motion", counts={"moving": i}))
+    clock.now += 0.05
+    channel.publish(FrameResult(mode="motion", error="ValueError: bad"))
     channel.record_error("RuntimeError: annotate failed")
+    channel.note_dropped(2)
     snap = channel.snapshot()
-    assert snap.frames == 11 and snap.errors == 2
+    assert snap.frames == 20 and snap.analysed == 11 and snap.errors == 2 and snap.dropped == 3
     assert snap.last_error == "RuntimeError: annotate failed"
     assert snap.result.error == "ValueError: bad"
-    assert snap.fps == pytest.approx(10.0, rel=0.05)
-    assert snap.latency_ms == 5.0
+    assert snap.fps == pytest.approx(20.0, rel=0.06) and snap.analysed_fps == pytest.approx(10.0, rel=0.15)
+    assert snap.latency_ms == 4.0 and snap.overlay_age_ms == pytest.approx(59.5)
     rows = channel.counts_rows()
     assert len(rows) == 10 and snap.counts_rows == 10
-    assert rows[0] == {"time_s": 0.0, "moving": 0} and rows[-1] == {"time_s": 0.9, "moving": 9}
+    assert rows[0] == {"time_s": 0.0, "moving": 1} and rows[-1] == {"time_s": 0.9, "moving": 19}
+    channel.refuse("busy")
+    assert channel.snapshot().refused == "busy"
+    channel.shown(latency_ms=1.0)
+    assert channel.snapshot().refused is None
     channel.reset()
     assert channel.snapshot() == PanelState() and channel.counts_rows() == []
 
@@ -84,11 +93,12 @@ def test_channel_is_thread_safe_under_concurrent_publishers_and_readers():
         while not stop.is_set():
             snap = channel.snapshot()
             snapshots.append(snap)
-            assert snap.counts_rows <= snap.frames
+            assert snap.counts_rows <= snap.analysed
 
     def writer(n):
         for i in range(n):
-            channel.publish(FrameResult(mode="m", counts={"k": i}), latency_ms=1.0)
+            channel.publish(FrameResult(mode="m", counts={"k": i}))
+            channel.shown(latency_ms=1.0, age_ms=3.0)
 
     threads = [threading.Thread(target=writer, args=(2000,)) for _ in range(4)]
     read = threading.Thread(target=reader)
@@ -99,7 +109,7 @@ def test_channel_is_thread_safe_under_concurrent_publishers_and_readers():
         t.join()
     stop.set()
     read.join()
-    assert channel.snapshot().frames == 8000
+    assert channel.snapshot().analysed == 8000 and channel.snapshot().frames == 8000
     assert len(channel.counts_rows()) == 8000
     assert snapshots  # the reader really ran alongside
 
@@ -107,7 +117,7 @@ def test_channel_is_thread_safe_under_concurrent_publishers_and_readers():
 def test_channel_bounds_the_counts_history():
     channel = ResultChannel(max_rows=5)
     for i in range(12):
-        channel.publish(FrameResult(mode="m", counts={"k": i}), latency_ms=1.0)
+        channel.publish(FrameResult(mode="m", counts={"k": i}))
     assert [row["k"] for row in channel.counts_rows()] == [7, 8, 9, 10, 11]
 
 
@@ -118,29 +128,63 @@ def test_counts_csv_has_time_and_one_column_per_count():
     assert table == [{"time_s": "0.0", "RBC": "0", "WBC": "1"}, {"time_s": "0.5", "RBC": "7", "WBC": "2"}]
 
 
-# ---- the frame callback ---------------------------------------------------------------------------------------------
+# ---- the frame callback and the live session -------------------------------------------------------------------------
 
-def _av_frames(n: int, seed: int = 1):
-    for i, image in enumerate(moving_shapes(n, 320, 240, seed=seed)):
+def _av_frames(n: int, seed: int = 1, size=(320, 240)):
+    for i, image in enumerate(moving_shapes(n, *size, seed=seed)):
         frame = av.VideoFrame.from_ndarray(image, format="rgb24")
         frame.pts = i * 3000
         frame.time_base = __import__("fractions").Fraction(1, 90000)
         yield image, frame
 
 
-def test_frame_handler_runs_the_processor_and_returns_annotated_frames():
-    session = LiveSession(get_mode("motion").create(live=True))
-    handler = LiveFrameHandler(session, annotate)
-    changed = 0
-    for image, frame in _av_frames(20):
-        out = handler(frame)
-        assert isinstance(out, av.VideoFrame) and out is not frame
-        assert (out.width, out.height) == (320, 240) and out.pts == frame.pts
-        changed += int(not np.array_equal(out.to_ndarray(format="rgb24"), image))
-    snap = session.channel.snapshot()
-    assert snap.frames == 20 and snap.errors == 0 and snap.size == (320, 240)
-    assert snap.result.counts["moving"] >= 1  # the shapes move
-    assert changed == 20  # every frame carries at least the status label
+def _session(processor_or_factory, annotate_fn=annotate, slots=None, **kwargs) -> LiveSession:
+    factory = processor_or_factory if callable(processor_or_factory) and not isinstance(
+        processor_or_factory, Processor) else (lambda values, p=processor_or_factory: p)
+    return LiveSession(factory, annotate_fn, slots=slots or SessionSlots(0), **kwargs)
+
+
+def _wait(condition, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_frame_handler_sends_every_frame_back_at_once_with_the_latest_overlay():
+    session = _session(lambda values: get_mode("motion").create(live=True))
+    handler = LiveFrameHandler(session)
+    try:
+        changed = 0
+        for image, frame in _av_frames(30):
+            out = handler(frame)
+            assert isinstance(out, av.VideoFrame)
+            assert (out.width, out.height) == (320, 240) and out.pts == frame.pts
+            changed += int(not np.array_equal(out.to_ndarray(format="rgb24"), image))
+            time.sleep(1 / 30)
+        _wait(lambda: session.channel.snapshot().analysed >= 2)
+        snap = session.channel.snapshot()
+        assert snap.frames == 30 and snap.errors == 0 and snap.size == (320, 240)
+        assert 1 <= snap.analysed <= 30 and snap.overlay_age_ms is not None and snap.overlay_age_ms >= 0
+        assert snap.result.counts["moving"] >= 1  # the shapes move
+        assert changed >= 25  # all but the first frames (before the first result) carry at least the status label
+    finally:
+        session.close()
+
+
+def test_queued_frames_callback_sends_back_the_newest_and_counts_the_rest_as_dropped():
+    import asyncio
+
+    session = _session(lambda values: get_mode("motion").create(live=True))
+    handler = LiveFrameHandler(session)
+    try:
+        frames = [frame for _, frame in _av_frames(4)]
+        out = asyncio.run(handler.queued(frames))
+        assert len(out) == 1 and out[0].pts == frames[-1].pts
+        snap = session.channel.snapshot()
+        assert snap.frames == 1 and snap.dropped == 3
+    finally:
+        session.close()
 
 
 class Exploding(Processor):
@@ -151,63 +195,145 @@ class Exploding(Processor):
 
 
 def test_processor_errors_are_counted_and_the_stream_goes_on():
-    session = LiveSession(Exploding(None, live=True))
-    handler = LiveFrameHandler(session, annotate)
-    for _, frame in _av_frames(3):
-        out = handler(frame)
-        assert isinstance(out, av.VideoFrame)
-    snap = session.channel.snapshot()
-    assert snap.frames == 3 and snap.errors == 3
-    assert snap.last_error == "RuntimeError: model fell over"
+    session = _session(Exploding(None, live=True))
+    handler = LiveFrameHandler(session)
+    try:
+        for _, frame in _av_frames(3):
+            assert isinstance(handler(frame), av.VideoFrame)
+            _wait(lambda: session.channel.snapshot().analysed >= 1)
+        snap = session.channel.snapshot()
+        assert snap.frames == 3 and snap.errors == snap.analysed >= 1
+        assert snap.last_error == "RuntimeError: model fell over"
+    finally:
+        session.close()
 
 
 def test_any_exception_in_the_callback_returns_the_raw_frame():
     def broken_annotate(image, result):
         raise ValueError("cannot draw")
 
-    session = LiveSession(get_mode("motion").create(live=True))
-    handler = LiveFrameHandler(session, broken_annotate)
-    _, frame = next(_av_frames(1))
-    assert handler(frame) is frame
-    snap = session.channel.snapshot()
-    assert snap.errors == 1 and snap.last_error == "ValueError: cannot draw" and snap.frames == 0
+    session = _session(lambda values: get_mode("motion").create(live=True), broken_annotate)
+    handler = LiveFrameHandler(session)
+    try:
+        frames = [frame for _, frame in _av_frames(2)]
+        handler(frames[0])  # no result yet: nothing to draw
+        _wait(lambda: session.channel.snapshot().analysed >= 1)
+        assert handler(frames[1]) is frames[1]
+        snap = session.channel.snapshot()
+        assert snap.errors == 1 and snap.last_error == "ValueError: cannot draw"
 
-    class NotAFrame:
-        def to_ndarray(self, format):  # noqa: A002
-            raise TypeError("no pixels")
+        class NotAFrame:
+            def to_ndarray(self, format):  # noqa: A002
+                raise TypeError("no pixels")
 
-    odd = NotAFrame()
-    assert handler(odd) is odd
-    assert session.channel.snapshot().errors == 2
+        odd = NotAFrame()
+        assert handler(odd) is odd
+        assert session.channel.snapshot().errors == 2
+    finally:
+        session.close()
+
+
+def test_a_session_over_the_cap_gets_a_message_instead_of_a_frozen_stream():
+    slots = SessionSlots(1)
+    first = _session(lambda values: get_mode("motion").create(live=True), slots=slots)
+    second = _session(lambda values: get_mode("motion").create(live=True), slots=slots)
+    try:
+        frames = [(image, frame) for image, frame in _av_frames(3)]
+        LiveFrameHandler(first)(frames[0][1])
+        image, frame = frames[1]
+        out = LiveFrameHandler(second)(frame)
+        assert isinstance(out, av.VideoFrame) and out.pts == frame.pts
+        assert out.to_ndarray(format="rgb24").mean() < image.mean() * 0.6  # darkened, with the message on it
+        snap = second.channel.snapshot()
+        assert "already runs 1 live sessions" in snap.refused and "STREAM_APP_MAX_LIVE_SESSIONS" in snap.refused
+        assert not second.active and snap.analysed == 0
+        first.release()  # STOP in the first session: its slot is free, the second stream gets analysed
+        LiveFrameHandler(second)(frames[2][1])
+        assert second.channel.snapshot().refused is None and second.active
+    finally:
+        first.close()
+        second.close()
+
+
+class Recording(Processor):
+    """Records what the session does to it; stands for a mode with threads and models to release."""
+
+    mode = "recording"
+    made: list = []
+
+    def __init__(self, settings, live=True):
+        super().__init__(settings, live)
+        self.calls, self.closed = [], False
+        Recording.made.append(self)
+
+    def _process(self, frame, timestamp_s):
+        return FrameResult(mode=self.mode, counts={"threshold_x10": round(self.settings.threshold * 10)})
+
+    def update_settings(self, **changes):
+        self.calls.append(changes)
+        super().update_settings(**changes)
+
+    def actions(self):
+        return {"Clear text": lambda: self.calls.append("clear")}
+
+    def close(self):
+        self.closed = True
+
+
+@dataclass
+class S:
+    threshold: float = 0.5
+    smooth: int = 5
 
 
 def test_live_session_applies_only_changed_settings_and_runs_actions():
-    calls = []
+    Recording.made.clear()
+    session = _session(lambda values: Recording(S(**values)), settings={"threshold": 0.5, "smooth": 5})
+    try:
+        session.check()  # made and closed again: labels known, nothing held
+        assert session.action_labels == ["Clear text"] and not session.active and Recording.made[0].closed
+        assert session.apply_settings({"threshold": 0.6, "smooth": 5}) == {}  # no processor yet: kept for it
+        processor = session.ensure().processor
+        assert processor.settings == S(0.6, 5)
+        assert session.apply_settings({"threshold": 0.6, "smooth": 5}) == {}
+        assert session.apply_settings({"threshold": 0.7, "smooth": 5, "unknown": 1}) == {"threshold": 0.7}
+        assert processor.settings == S(0.7, 5)
+        session.run_action("Clear text")
+        assert processor.calls == [{"threshold": 0.7}, "clear"]
+    finally:
+        session.close()
 
-    class Recording(Processor):
-        mode = "recording"
 
-        def _process(self, frame, timestamp_s):
-            return FrameResult(mode=self.mode)
+def test_ending_a_stream_releases_the_processor_and_threads_and_the_next_frame_starts_anew():
+    """STOP, a closed or reloaded tab (streamlit-webrtc's on_video_ended), frames that stop coming (idle) and a
+    dropped session all release the processor and the worker's threads."""
+    import gc
 
-        def update_settings(self, **changes):
-            calls.append(changes)
-            super().update_settings(**changes)
+    Recording.made.clear()
+    session = _session(lambda values: Recording(S(**values)), settings={}, idle_s=5.0)
+    handler = LiveFrameHandler(session)
+    frames = [frame for _, frame in _av_frames(4)]
+    handler(frames[0])
+    first = session.processor
+    threads = session.ensure().worker.threads()
+    assert threads and all(t.is_alive() for t in threads)
+    session.release()  # what on_video_ended does
+    assert first.closed and not session.active and not any(t.is_alive() for t in threads)
+    assert session.channel.snapshot().frames == 1  # the panel keeps what it showed
 
-        def actions(self):
-            return {"Clear text": lambda: calls.append("clear")}
+    handler(frames[1])  # START again: a new processor
+    second = session.processor
+    assert second is not first and not second.closed
+    assert not session.release_if_idle(session.last_frame + 1.0)
+    assert session.release_if_idle(session.last_frame + 6.0) and second.closed  # frames stopped coming
 
-    @dataclass
-    class S:
-        threshold: float = 0.5
-        smooth: int = 5
-
-    session = LiveSession(Recording(S(), live=True))
-    assert session.apply_settings({"threshold": 0.5, "smooth": 5}) == {}
-    assert session.apply_settings({"threshold": 0.7, "smooth": 5, "unknown": 1}) == {"threshold": 0.7}
-    assert session.processor.settings == S(0.7, 5)
-    session.run_action("Clear text")
-    assert calls == [{"threshold": 0.7}, "clear"]
+    handler(frames[2])
+    third = session.processor
+    threads = session.ensure().worker.threads()
+    del session, handler
+    gc.collect()
+    assert third.closed and not any(t.is_alive() for t in threads)  # the browser session was dropped
+    assert len(Recording.made) == 3
 
 
 # ---- settings -> controls -------------------------------------------------------------------------------------------
@@ -300,9 +426,12 @@ def test_panel_lines_show_counters_and_the_result():
     result = FrameResult(mode="fingerspell", top_k=[("B", 0.91), ("D", 0.05)],
                          extras=FingerspellExtras(letter="B", letter_score=0.91, text="AB"), counts={"WBC": 2},
                          timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
-    lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, errors=1, result=result, size=(640, 480)))
-    assert lines[:4] == ["frames processed: 42 at 640x480", "fps: 27.6", "latency (callback, median): 12.2 ms",
-                         "errors: 1"]
+    lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, analysed=20, analysed_fps=14.04,
+                                   overlay_age_ms=71.4, dropped=3, errors=1, result=result, size=(640, 480)))
+    assert lines[:8] == ["frames shown: 42 at 640x480", "fps shown: 27.6", "frames analysed: 20", "fps analysed: 14.0",
+                         "overlay age (median): 71 ms",
+                         "frames dropped: 3 (video), 22 not analysed (the analysis takes the newest frame)",
+                         "latency (callback, median): 12.2 ms", "errors: 1"]
     assert "letter: B (91%)" in lines and "top-k: B 0.91, D 0.05" in lines and "text: AB" in lines
     assert "WBC: 2" in lines and "warning: no hand" in lines
     assert lines[-1] == "timings: hand 6.0 ms, total 12.5 ms"
@@ -329,28 +458,3 @@ def test_no_ice_server_by_default_and_none_substituted(monkeypatch):
     rtc = rtc_configuration()
     assert rtc == {"iceServers": [{"urls": ["stun:127.0.0.1:3478"]}]}
     assert _resolve_server_rtc_configuration(rtc).iceServers == [RTCIceServer(urls=["stun:127.0.0.1:3478"])]
-
-
-def test_live_session_closes_its_processor_when_dropped():
-    import gc
-
-    closed = []
-
-    class Threaded(Processor):
-        mode = "threaded"
-
-        def _process(self, frame, timestamp_s):
-            return FrameResult(mode=self.mode)
-
-        def close(self):
-            closed.append(self)
-
-    session = LiveSession(Threaded(None, live=True))
-    processor = session.processor
-    del session
-    gc.collect()
-    assert closed == [processor]
-    explicit = LiveSession(Threaded(None, live=True))
-    explicit.close()
-    explicit.close()  # once only
-    assert len(closed) == 2

@@ -1,16 +1,24 @@
 """The WebRTC plumbing that is not Streamlit: the frame callback (:class:`LiveFrameHandler`), one browser session's
-processor (:class:`LiveSession`), and the thread-safe channel from the callback to the page (:class:`ResultChannel`,
-with its fps/latency meter). Testable without a browser (``tests/test_ui_helpers.py``); :mod:`.webrtc_view` draws it.
+live stream (:class:`LiveSession`: its processor in a :class:`stream_app.live.LiveStream`, released when the stream
+ends), and the thread-safe channel to the page (:class:`ResultChannel`, with its rate meters). Testable without a
+browser (``tests/test_ui_helpers.py``, ``tests/test_live.py``); :mod:`.webrtc_view` draws it.
 
 streamlit-webrtc runs the frame callback in its own thread, where ``st.*`` calls do not work, and an exception there
 silently turns the stream into a plain echo (streamlit-webrtc issue 2103). So :class:`LiveFrameHandler` catches
 everything, counts it in the channel and returns the raw frame; the page polls :meth:`ResultChannel.snapshot`.
-A plain ``threading.Lock`` around a small state object is enough: the page only ever wants the newest state, never
-a backlog, so a queue would just have to be drained.
+The callback never waits for the mode's processor: the frame goes back at once with the latest overlay, and the
+processor works on the newest frame in its own thread (:mod:`stream_app.live`). A plain ``threading.Lock`` around a
+small state object is enough for the channel: the page only ever wants the newest state, never a backlog.
+
+Where frames are dropped instead of queued, and counted for the panel: frames the analysis had no time for (the
+worker keeps only the newest), camera frames that came while the callback was busy (streamlit-webrtc hands the
+callback all frames queued since its last call; it processes the newest), and annotated frames the video encoder had
+no time for (:mod:`.relay`).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import traceback
@@ -21,8 +29,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from stream_app.live import LiveStream, SessionSlots, live_slots, trim_memory
 from stream_app.results import FrameResult
 from stream_app.ui.controls import changed_settings
+
+log = logging.getLogger(__name__)
 
 
 class RateMeter:
@@ -64,50 +75,87 @@ class RateMeter:
 class PanelState:
     """A consistent copy of what the side panel shows."""
 
-    frames: int = 0
-    fps: float = 0.0
-    latency_ms: float | None = None
+    frames: int = 0  # camera frames that went back to the browser
+    fps: float = 0.0  # of those, per second (the last 2 s)
+    latency_ms: float | None = None  # the callback's own time per frame (median)
+    analysed: int = 0  # results the mode's processor made (each on the newest frame of its time)
+    analysed_fps: float = 0.0
+    overlay_age_ms: float | None = None  # median age of the overlay on the shown frames
+    dropped: int = 0  # video frames dropped (callback or encoder busy) instead of queued
     errors: int = 0
     last_error: str | None = None
     result: FrameResult | None = None
     size: tuple[int, int] | None = None  # (width, height) of the last frame
     counts_rows: int = 0
+    refused: str | None = None  # why this stream is not analysed (over the server's cap), while it is
 
 
 class ResultChannel:
-    """Hands results from the frame-callback thread to the page thread (a lock around the newest state).
+    """Hands the live state from the callback and worker threads to the page thread (a lock around the newest state).
 
-    Also keeps counts over time (one row per frame that has counts, oldest dropped beyond ``max_rows``) for the CSV
-    download. ``clock`` is injectable for tests.
+    The callback reports each frame it sends back (:meth:`shown`), the worker each result (:meth:`publish`), both
+    video-frame drops (:meth:`note_dropped`). Also keeps counts over time (one row per result that has counts, oldest
+    dropped beyond ``max_rows``) for the CSV download. ``clock`` is injectable for tests.
     """
 
     def __init__(self, max_rows: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self._meter = RateMeter()
-        self._rows: deque[dict] = deque(maxlen=max_rows)
-        self._frames = 0
-        self._errors = 0
+        self._max_rows = max_rows
+        self._clear()
+
+    def _clear(self) -> None:
+        self._shown_meter = RateMeter()
+        self._analysed_meter = RateMeter()
+        self._ages: deque[float] = deque(maxlen=60)
+        self._rows: deque[dict] = deque(maxlen=self._max_rows)
+        self._frames = self._analysed = self._dropped = self._errors = 0
         self._last_error: str | None = None
         self._result: FrameResult | None = None
         self._size: tuple[int, int] | None = None
         self._start: float | None = None
+        self._refused: str | None = None
 
-    def publish(self, result: FrameResult, latency_ms: float, size: tuple[int, int] | None = None) -> None:
-        """A frame went through the processor (whether it worked or not: ``result.error`` counts as an error)."""
+    def shown(self, latency_ms: float, size: tuple[int, int] | None = None, age_ms: float | None = None,
+              dropped_before: int = 0) -> None:
+        """A frame went back to the browser: the callback took ``latency_ms``; its overlay was ``age_ms`` old;
+        ``dropped_before`` frames came while the callback was busy and were skipped."""
+        now = self._clock()
+        with self._lock:
+            self._frames += 1
+            self._dropped += int(dropped_before)
+            self._shown_meter.tick(now, latency_ms)
+            self._size = size
+            self._refused = None
+            if age_ms is not None:
+                self._ages.append(float(age_ms))
+
+    def publish(self, result: FrameResult) -> None:
+        """The processor made a result (whether it worked or not: ``result.error`` counts as an error)."""
         now = self._clock()
         with self._lock:
             if self._start is None:
                 self._start = now
-            self._frames += 1
-            self._meter.tick(now, latency_ms)
+            self._analysed += 1
+            self._analysed_meter.tick(now)
             self._result = result
-            self._size = size
             if result.error:
                 self._errors += 1
                 self._last_error = result.error
             if result.counts:
                 self._rows.append({"time_s": round(now - self._start, 3), **result.counts})
+
+    def note_dropped(self, n: int = 1) -> None:
+        """Video frames dropped after the callback (the encoder was busy; :mod:`.relay`)."""
+        with self._lock:
+            self._dropped += int(n)
+
+    def refuse(self, message: str) -> None:
+        """This stream's frames go back unanalysed, for ``message``'s reason (cleared by the next shown frame)."""
+        now = self._clock()
+        with self._lock:
+            self._refused = message
+            self._shown_meter.tick(now)
 
     def record_error(self, message: str) -> None:
         """An exception outside the processor (conversion, annotation): counted and kept for the page."""
@@ -118,9 +166,14 @@ class ResultChannel:
     def snapshot(self) -> PanelState:
         now = self._clock()
         with self._lock:
-            return PanelState(frames=self._frames, fps=self._meter.fps(now), latency_ms=self._meter.latency_ms(),
-                              errors=self._errors, last_error=self._last_error, result=self._result,
-                              size=self._size, counts_rows=len(self._rows))
+            ages = np.fromiter(self._ages, dtype=float) if self._ages else None
+            return PanelState(frames=self._frames, fps=self._shown_meter.fps(now),
+                              latency_ms=self._shown_meter.latency_ms(), analysed=self._analysed,
+                              analysed_fps=self._analysed_meter.fps(now),
+                              overlay_age_ms=None if ages is None else float(np.median(ages)),
+                              dropped=self._dropped, errors=self._errors, last_error=self._last_error,
+                              result=self._result, size=self._size, counts_rows=len(self._rows),
+                              refused=self._refused)
 
     def counts_rows(self) -> list[dict]:
         with self._lock:
@@ -128,68 +181,210 @@ class ResultChannel:
 
     def reset(self) -> None:
         with self._lock:
-            self._meter = RateMeter()
-            self._rows.clear()
-            self._frames = self._errors = 0
-            self._last_error = None
-            self._result = None
-            self._size = None
-            self._start = None
+            self._clear()
 
 
-def _close_quietly(processor: Any) -> None:
-    try:
-        processor.close()
-    except Exception:  # noqa: BLE001 - closing at garbage collection must never raise
-        traceback.print_exc()
+class _Resources:
+    """What a :class:`LiveSession` releases: its stream (processor + worker threads). Separate from the session so
+    that the session's finaliser can hold it without holding the session."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.stream: LiveStream | None = None
+
+    def release(self) -> bool:
+        with self.lock:
+            stream, self.stream = self.stream, None
+        if stream is None:
+            return False
+        try:
+            stream.close()  # the worker's threads end first: nothing touches the processor after this
+            stream.processor.close()
+        except Exception:  # noqa: BLE001 - releasing must never raise (it also runs at garbage collection)
+            traceback.print_exc()
+        return True
+
+
+def _release(resources: _Resources) -> None:
+    if resources.release():
+        trim_memory()
 
 
 class LiveSession:
-    """One browser session's processor for one mode, its lock and its channel.
+    """One browser session's live stream for one mode: its processor (made by ``factory(settings)``), the worker
+    that feeds it the newest frame, and the channel to the page.
 
-    The lock makes settings changes and action buttons (page thread) take effect between frames (callback thread).
+    The processor is made on the first frame (or by :meth:`ensure`, so the page can show why it cannot be made) and
+    released (:meth:`release`: worker threads stopped, processor closed, memory trimmed) when the stream ends
+    (STOP, the tab closed or reloaded), after ``idle_s`` seconds without a frame, or when the session is dropped.
+    The next frame makes a new one. Settings changes and buttons take effect between frames. ``slots`` caps the
+    server's concurrent streams (default: :func:`stream_app.live.live_slots`).
     """
 
-    def __init__(self, processor: Any, channel: ResultChannel | None = None) -> None:
-        self.processor = processor
-        self.lock = threading.Lock()
+    def __init__(self, factory: Callable[[dict], Any], annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
+                 settings: dict | None = None, channel: ResultChannel | None = None,
+                 slots: SessionSlots | None = None, idle_s: float = 10.0, name: str = "live") -> None:
+        self._factory = factory
+        self.annotate = annotate
+        self.settings = dict(settings or {})
         self.channel = channel or ResultChannel()
-        # A live processor may run a background thread; when the browser session's state is dropped (Streamlit
-        # forgets closed sessions), this object goes with it and the processor is closed.
-        self._finalizer = weakref.finalize(self, _close_quietly, processor)
+        self.slots = slots if slots is not None else live_slots()
+        self.idle_s = float(idle_s)
+        self.name = name
+        self.action_labels: list[str] = []
+        self.last_frame: float | None = None  # time.monotonic() of the last frame
+        self._resources = _Resources()
+        self._finalizer = weakref.finalize(self, _release, self._resources)
+        _IDLE_WATCH.add(self)
+
+    # ---- the stream and its processor ------------------------------------------------------------------------
+    def ensure(self) -> LiveStream:
+        """This session's stream, made (with a new processor) if there is none; raises what the factory raises."""
+        res = self._resources
+        with res.lock:
+            if res.stream is None:
+                processor = self._factory(dict(self.settings))
+                self.action_labels = list(processor.actions())
+                res.stream = LiveStream(processor, self.annotate, on_result=self.channel.publish, name=self.name)
+            return res.stream
+
+    def check(self) -> None:
+        """Make a processor with the current settings and close it again: raises what :meth:`ensure` would raise
+        (a bad setting, a missing model), and learns the mode's button labels, before any frame comes."""
+        processor = self._factory(dict(self.settings))
+        try:
+            self.action_labels = list(processor.actions())
+        finally:
+            processor.close()
+
+    @property
+    def processor(self) -> Any | None:
+        """The current processor (None while released)."""
+        stream = self._resources.stream
+        return None if stream is None else stream.processor
+
+    @property
+    def active(self) -> bool:
+        return self._resources.stream is not None
+
+    def release(self) -> None:
+        """End this session's stream: worker threads stopped, processor closed, its slot given back. The channel
+        (panel state, counts history) stays for the page."""
+        self.slots.release(self)
+        _release(self._resources)
 
     def close(self) -> None:
+        """Release now and for good (also what garbage collection does)."""
+        self.slots.release(self)
         self._finalizer()
 
+    def release_if_idle(self, now: float) -> bool:
+        if self.active and self.last_frame is not None and now - self.last_frame > self.idle_s:
+            self.release()
+            return True
+        return False
+
+    # ---- the page's side --------------------------------------------------------------------------------------
+    def _with_processor(self, fn: Callable[[Any], Any]) -> Any:
+        res = self._resources
+        with res.lock:
+            stream = res.stream
+            if stream is None:
+                return None
+            with stream.worker.exclusive() as processor:
+                return fn(processor)
+
     def apply_settings(self, values: dict[str, Any]) -> dict[str, Any]:
-        """Apply the values that differ from the processor's settings; returns what changed."""
-        changes = changed_settings(self.processor.settings, values)
+        """Apply the values that differ from the processor's settings (between frames); returns what changed. The
+        values are kept for the next processor this session makes."""
+        processor = self.processor
+        if processor is None:
+            self.settings.update(values)
+            return {}
+        changes = changed_settings(processor.settings, values)
         if changes:
-            with self.lock:
-                self.processor.update_settings(**changes)
+            self._with_processor(lambda p: p.update_settings(**changes))
+        self.settings.update(changes)
         return changes
 
     def run_action(self, label: str) -> None:
-        with self.lock:
-            self.processor.actions()[label]()
+        self._with_processor(lambda p: p.actions()[label]())
 
     def reset(self) -> None:
-        with self.lock:
-            self.processor.reset()
+        def reset(processor):
+            processor.reset()
+            self._resources.stream.forget()
+
+        self._with_processor(reset)
         self.channel.reset()
 
 
-class LiveFrameHandler:
-    """The ``video_frame_callback``: av frame -> RGB array -> processor -> annotate -> av frame.
+class _IdleWatch:
+    """One daemon thread that releases live sessions whose frames stopped (a browser gone without a word)."""
 
-    Any exception (processor, annotation, conversion) is caught, counted in the channel and the raw frame is returned,
-    so the stream goes on. ``annotate`` is the mode's ``ModeSpec.annotate`` (injectable for tests).
+    def __init__(self, every_s: float = 2.0) -> None:
+        self.every_s = every_s
+        self._sessions: "weakref.WeakSet[LiveSession]" = weakref.WeakSet()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def add(self, session: LiveSession) -> None:
+        with self._lock:
+            self._sessions.add(session)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live-idle-watch", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.every_s)
+            with self._lock:
+                sessions = list(self._sessions)
+            now = time.monotonic()
+            for session in sessions:
+                try:
+                    session.release_if_idle(now)
+                except Exception:  # noqa: BLE001
+                    log.exception("releasing an idle live session failed")
+            del sessions
+
+
+_IDLE_WATCH = _IdleWatch()
+
+
+BUSY_MESSAGE = ("This server already runs {n} live sessions (STREAM_APP_MAX_LIVE_SESSIONS={n}): this one is not "
+                "analysed. Press STOP and try again when another session ends.")
+
+
+def refused_frame(image: np.ndarray, message: str) -> np.ndarray:
+    """The camera frame, darkened, with ``message`` on it: what a stream over the cap shows instead of freezing."""
+    import textwrap
+
+    import cv2
+
+    out = (image.astype(np.uint16) * 2 // 5).astype(np.uint8)
+    h, w = out.shape[:2]
+    scale = max(0.4, min(w, h) / 900.0)
+    chars = max(20, int(w / (scale * 20)))
+    y = int(h * 0.3)
+    for line in textwrap.wrap(message, chars):
+        cv2.putText(out, line, (10, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        y += int(34 * scale) + 4
+    return out
+
+
+class LiveFrameHandler:
+    """The frame callback: av frame -> RGB array -> the session's :class:`~stream_app.live.LiveStream` (the frame
+    goes back at once with the latest overlay; the processor gets the newest frame in its own thread) -> av frame.
+
+    Use :meth:`queued` as streamlit-webrtc's ``queued_video_frames_callback``: it gets every frame that came since its
+    last call, sends back the newest and counts the others as dropped (``__call__`` takes one frame). Any exception
+    (conversion, annotation, a processor that cannot be made) is caught, counted in the channel and the raw frame is
+    returned, so the stream goes on. A session over the server's cap gets its frames back darkened with a message.
     """
 
-    def __init__(self, session: LiveSession, annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, session: LiveSession, clock: Callable[[], float] = time.perf_counter) -> None:
         self.session = session
-        self.annotate = annotate
         self.clock = clock
         self._t0: float | None = None
 
@@ -202,20 +397,41 @@ class LiveFrameHandler:
             self._t0 = now
         return now - self._t0
 
+    async def queued(self, frames: list) -> list:
+        """streamlit-webrtc's ``queued_video_frames_callback``."""
+        return [self.handle(frames[-1], dropped_before=len(frames) - 1)]
+
     def __call__(self, frame):
+        return self.handle(frame)
+
+    def handle(self, frame, dropped_before: int = 0):
         import av
 
+        session = self.session
         start = self.clock()
+        session.last_frame = time.monotonic()
         try:
             image = frame.to_ndarray(format="rgb24")
-            with self.session.lock:
-                result = self.session.processor.process_safely(image, self._timestamp(frame))
-            out = self.annotate(image, result)
-            new = av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24")
-            new.pts, new.time_base = frame.pts, frame.time_base
-            self.session.channel.publish(result, (self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]))
+            if not session.slots.hold(session):
+                message = BUSY_MESSAGE.format(n=session.slots.limit)
+                if session.active:
+                    session.release()
+                session.channel.refuse(message)
+                return self._frame(av, refused_frame(image, message), frame)
+            shown = session.ensure().show(image, self._timestamp(frame))
+            new = frame if shown.image is image else self._frame(av, shown.image, frame)
+            session.channel.shown((self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]), shown.age_ms,
+                                  dropped_before)
             return new
         except Exception as exc:  # noqa: BLE001 - an uncaught exception would turn the stream into an echo
-            self.session.channel.record_error(f"{type(exc).__name__}: {exc}")
+            session.channel.record_error(f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
             return frame
+
+    def _frame(self, av, image: np.ndarray, like):
+        new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+        new.pts, new.time_base = like.pts, like.time_base
+        # The relay before the encoder counts the frames it drops against this session (weakly: a frame held there
+        # must not keep a closed session alive).
+        new.opaque = weakref.WeakMethod(self.session.channel.note_dropped)
+        return new

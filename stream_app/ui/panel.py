@@ -31,10 +31,17 @@ def result_lines(result: FrameResult | None) -> list[str]:
 
 
 def panel_lines(state: PanelState) -> list[str]:
-    """The side panel's text: processed-frame counter, fps, latency, errors, then the current result."""
+    """The side panel's text: frames shown and analysed, how fresh the overlay is, frames dropped, latency, errors,
+    then the current result. Frames go back to the browser at the camera's rate; the analysis takes the newest frame
+    each time it is free, and the overlay drawn is its latest result."""
     latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
+    age = "-" if state.overlay_age_ms is None else f"{state.overlay_age_ms:.0f} ms"
     size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
-    lines = [f"frames processed: {state.frames}{size}", f"fps: {state.fps:.1f}",
+    skipped = max(0, state.frames - state.analysed)
+    lines = [f"frames shown: {state.frames}{size}", f"fps shown: {state.fps:.1f}",
+             f"frames analysed: {state.analysed}", f"fps analysed: {state.analysed_fps:.1f}",
+             f"overlay age (median): {age}",
+             f"frames dropped: {state.dropped} (video), {skipped} not analysed (the analysis takes the newest frame)",
              f"latency (callback, median): {latency}", f"errors: {state.errors}"]
     lines += result_lines(state.result)
     timings = timings_line(state.result)

@@ -14,8 +14,9 @@ import streamlit as st
 from streamlit_webrtc import WebRtcMode, webrtc_streamer
 
 from stream_app import config
+from stream_app.live import live_slots
 from stream_app.modes import ModeSpec
-from stream_app.ui import common
+from stream_app.ui import relay
 from stream_app.ui.channel import LiveFrameHandler, LiveSession
 from stream_app.ui.panel import NO_CONNECTION_AFTER_S, counts_csv_bytes, no_connection_lines, panel_lines
 
@@ -31,14 +32,22 @@ def rtc_configuration() -> dict | None:
 
 
 def get_session(store: str, spec: ModeSpec, settings: dict) -> LiveSession | None:
-    """This browser session's processor for ``spec`` (created once, then only its settings change)."""
+    """This browser session's live stream for ``spec`` (created once; its processor is made when frames come and
+    released when they stop). Streams of the page's other modes are released: one stream per page."""
     sessions = st.session_state.setdefault(store, {})
+    for name, other in sessions.items():
+        if name != spec.name and other.active:
+            other.release()
     session = sessions.get(spec.name)
     if session is None:
-        processor = common.create_processor(spec, live=True, settings=settings)
-        if processor is None:
+        session = LiveSession(lambda values: spec.create(live=True, **values), spec.annotate, settings,
+                              name=f"{store}-{spec.name}")
+        try:
+            session.check()  # a bad setting or a missing model is said here, not as a frozen stream
+        except Exception as exc:  # noqa: BLE001
+            st.error(f"Could not start {spec.title}: {type(exc).__name__}: {exc}")
             return None
-        session = sessions[spec.name] = LiveSession(processor)
+        sessions[spec.name] = session
     else:
         try:
             session.apply_settings(settings)
@@ -48,7 +57,7 @@ def get_session(store: str, spec: ModeSpec, settings: dict) -> LiveSession | Non
 
 
 def action_buttons(session: LiveSession, key: str) -> None:
-    labels = ["Reset"] + list(session.processor.actions())
+    labels = ["Reset"] + list(session.action_labels)
     cols = st.columns(min(len(labels), 4))
     for i, label in enumerate(labels):
         if cols[i % len(cols)].button(label, key=f"{key}-action-{label}", width="stretch"):
@@ -81,6 +90,8 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
     snap = session.channel.snapshot()
     with st.container(key=f"{key}-panel", border=True):
         _no_connection(key, started, snap.frames, camera)
+        if snap.refused:
+            st.error(snap.refused)
         st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
         result = snap.result
         headline = result.extras.headline() if result is not None and result.extras is not None else None
@@ -113,15 +124,26 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
     rtc = rtc_configuration()
     if session is None or rtc is None:
         return
+    try:
+        slots = live_slots()
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    relay.install()  # annotated frames wait for the encoder in a one-frame slot, never in a queue
     left, right = st.columns([3, 2])
     with left:
+        if slots.full_for(session):
+            st.warning(f"This server already runs {slots.in_use()} live sessions, its limit "
+                       f"(STREAM_APP_MAX_LIVE_SESSIONS): a stream started now shows a busy message until one ends.")
+        handler = LiveFrameHandler(session)
         ctx = webrtc_streamer(
             key=component_key or page,
             mode=mode,
             rtc_configuration=rtc,
             media_stream_constraints=media_stream_constraints,
             player_factory=player_factory,
-            video_frame_callback=LiveFrameHandler(session, spec.annotate),
+            queued_video_frames_callback=handler.queued,  # the newest frame of those that came meanwhile
+            on_video_ended=session.release,  # STOP, tab closed or reloaded: processor and threads released
             async_processing=True,
         )
         st.caption(caption)

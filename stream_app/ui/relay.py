@@ -1,0 +1,88 @@
+"""Annotated frames wait for the video encoder in a one-frame slot, not in a queue.
+
+streamlit-webrtc hands every track to the encoder through aiortc's ``MediaRelay``, whose proxies buffer frames in an
+unbounded ``asyncio.Queue``. aiortc's sender pulls a frame, encodes it (libvpx / libx264 on the CPU) and pulls the
+next; when encoding falls behind the camera (two or three sessions on 2 cores), frames pile up in that queue and
+the shown video falls further behind each second: seconds, then tens of seconds. :class:`NewestFrameRelay`
+subscribes the processed video tracks unbuffered (aiortc's own ``buffered=False``: the proxy keeps the newest frame
+and the encoder takes that), and counts each frame replaced before the encoder took it against the session that
+made it (the frame's ``opaque`` holds a weak reference to its channel's ``note_dropped``; see
+:class:`stream_app.ui.channel.LiveFrameHandler`). Camera tracks stay buffered: their consumer is the relay that
+feeds the callback, which never waits for the encoder.
+
+:func:`install` puts it where streamlit-webrtc 0.79 looks for its server-wide relay (an attribute of Streamlit's
+``Runtime``; ``tests/test_live_relay.py`` pins that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+
+from aiortc.contrib.media import MediaRelay, RelayStreamTrack
+
+log = logging.getLogger(__name__)
+
+RELAY_ATTRIBUTE = "streamlit-webrtc-global-relay"  # streamlit_webrtc.relay._SERVER_GLOBAL_RELAY_ATTR_NAME_
+
+
+def _note_dropped(frame) -> None:
+    note = getattr(frame, "opaque", None)
+    if isinstance(note, weakref.WeakMethod):
+        method = note()
+        if method is not None:
+            method(1)
+
+
+class _NewestFrameEvent(asyncio.Event):
+    """The unbuffered proxy's "new frame" event; set while already set means the frame before the one just stored
+    was never taken: it is counted as dropped."""
+
+    def __init__(self, proxy: RelayStreamTrack) -> None:
+        super().__init__()
+        self._proxy = weakref.ref(proxy)
+
+    def set(self) -> None:
+        if self.is_set():
+            proxy = self._proxy()
+            if proxy is not None:
+                _note_dropped(proxy._frame)  # the newest frame: it carries the same session's note as the lost one
+        super().set()
+
+
+def is_processed_track(track) -> bool:
+    """A track streamlit-webrtc made from a frame callback (its output), as opposed to a camera or a file."""
+    from streamlit_webrtc.process import AsyncMediaProcessTrack, MediaProcessTrack
+
+    return isinstance(track, (AsyncMediaProcessTrack, MediaProcessTrack))
+
+
+class NewestFrameRelay(MediaRelay):
+    """``MediaRelay`` whose subscribers of processed video tracks get the newest frame, never a backlog."""
+
+    def subscribe(self, track, buffered: bool = True):
+        if track.kind == "video" and is_processed_track(track):
+            proxy = super().subscribe(track, buffered=False)
+            proxy._new_frame_event = _NewestFrameEvent(proxy)
+            return proxy
+        return super().subscribe(track, buffered=buffered)
+
+
+def install() -> MediaRelay:
+    """Make :class:`NewestFrameRelay` the relay streamlit-webrtc uses in this server (once; idempotent). Call before
+    the first ``webrtc_streamer``; a relay streamlit-webrtc already made is replaced only while it relays nothing."""
+    from streamlit.runtime.runtime import Runtime
+    from streamlit_webrtc.eventloop import get_global_event_loop, loop_context
+
+    runtime = Runtime.instance()
+    current = getattr(runtime, RELAY_ATTRIBUTE, None)
+    if isinstance(current, NewestFrameRelay):
+        return current
+    if current is not None and getattr(current, "_MediaRelay__proxies", None):
+        log.warning("streamlit-webrtc's relay is in use; frames may queue before the encoder until a restart")
+        return current
+    with loop_context(get_global_event_loop()):
+        relay = NewestFrameRelay()
+    setattr(runtime, RELAY_ATTRIBUTE, relay)
+    return relay

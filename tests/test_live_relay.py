@@ -1,0 +1,108 @@
+"""The relay before the video encoder (stream_app.ui.relay) with aiortc's and streamlit-webrtc's real classes: a slow
+consumer gets the newest processed frame, never a backlog, and each frame it never took is counted against the
+session that made it; camera tracks stay buffered; the relay is installed where streamlit-webrtc looks for it."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import weakref
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from streamlit_webrtc.models import CallbackAttachableProcessor
+from streamlit_webrtc.process import VideoProcessTrack
+
+from stream_app.ui import relay
+from stream_app.ui.relay import NewestFrameRelay
+
+
+class Camera(MediaStreamTrack):
+    """``n`` numbered frames, one every ``period`` seconds, then the end."""
+
+    kind = "video"
+
+    def __init__(self, n: int, period: float) -> None:
+        super().__init__()
+        self.n, self.period, self.sent = n, period, 0
+
+    async def recv(self):
+        if self.sent >= self.n:
+            self.stop()
+            raise MediaStreamError
+        await asyncio.sleep(self.period)
+        frame = av.VideoFrame.from_ndarray(np.full((8, 8, 3), self.sent, np.uint8), format="rgb24")
+        frame.pts, frame.time_base = self.sent, fractions.Fraction(1, 30)
+        self.sent += 1
+        return frame
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.dropped = 0
+
+    def note_dropped(self, n: int = 1) -> None:
+        self.dropped += n
+
+
+def _processed(camera: Camera, counter: Counter) -> VideoProcessTrack:
+    def callback(frame):  # what LiveFrameHandler does: a new frame that names its session's drop counter
+        new = av.VideoFrame.from_ndarray(frame.to_ndarray(format="rgb24"), format="rgb24")
+        new.opaque = weakref.WeakMethod(counter.note_dropped)
+        return new
+
+    return VideoProcessTrack(camera, CallbackAttachableProcessor(callback, None, None))
+
+
+def test_a_slow_encoder_gets_the_newest_processed_frame_and_the_others_are_counted_dropped():
+    async def run():
+        counter = Counter()
+        camera = Camera(n=30, period=0.002)
+        proxy = NewestFrameRelay().subscribe(_processed(camera, counter))
+        got, newest = [], []
+        while True:
+            try:
+                frame = await proxy.recv()
+            except MediaStreamError:
+                break
+            got.append(int(frame.to_ndarray(format="rgb24")[0, 0, 0]))
+            newest.append(camera.sent - 1)
+            target = min(camera.n, camera.sent + 6)  # an encoder busy while six camera frames come
+            while camera.sent < target and camera.readyState == "live":
+                await asyncio.sleep(0.001)
+        return got, newest, counter.dropped, camera.sent
+
+    got, newest, dropped, sent = asyncio.run(run())
+    assert sent == 30
+    assert got == newest  # each time the newest frame made so far: no backlog
+    assert len(got) in (5, 6) and got == sorted(got)  # 0, 6, 12, 18, 24 (and 29 unless the end came first)
+    # every frame is either encoded or counted as dropped; one left untaken when the stream ends is not counted
+    # (the end-of-stream marker replaces it, and it names no session)
+    assert sent - len(got) - 1 <= dropped <= sent - len(got)
+
+
+def test_camera_tracks_stay_buffered_every_frame_reaches_the_callback():
+    async def run():
+        camera = Camera(n=10, period=0.001)
+        proxy = NewestFrameRelay().subscribe(camera)
+        got = []
+        await asyncio.sleep(0)
+        while True:
+            try:
+                frame = await proxy.recv()
+            except MediaStreamError:
+                break
+            got.append(int(frame.pts))
+            await asyncio.sleep(0.01)
+        return got
+
+    assert asyncio.run(run()) == list(range(10))
+
+
+def test_the_relay_sits_where_streamlit_webrtc_looks_for_it():
+    import streamlit_webrtc.relay as webrtc_relay
+
+    assert relay.RELAY_ATTRIBUTE == webrtc_relay._SERVER_GLOBAL_RELAY_ATTR_NAME_
+    assert relay.is_processed_track(_processed(Camera(1, 0.0), Counter()))
+    assert not relay.is_processed_track(Camera(1, 0.0))
