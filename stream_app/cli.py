@@ -1,7 +1,7 @@
 """Command line: the same processors as the web app, no Streamlit.
 
     python -m stream_app process INPUT --mode MODE [--out FILE] [--jsonl FILE] [--set NAME=VALUE ...]
-    python -m stream_app bench --mode MODE [--input FILE] [--frames N] [--set NAME=VALUE ...]
+    python -m stream_app bench --mode MODE [--input FILE] [--frames N] [--set NAME=VALUE ...] [--live]
     python -m stream_app evaluate MODE ...     (options per mode)
     python -m stream_app train MODE ...        (options per mode)
     python -m stream_app modes
@@ -84,7 +84,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise UsageError("--frames must be at least 1")
-    print(json.dumps(run_bench(args.mode, args.frames, args.input, settings=parse_settings(args.mode, args.set))))
+    pipelined = None if args.steps == "auto" else args.steps == "two"
+    print(json.dumps(run_bench(args.mode, args.frames, args.input, settings=parse_settings(args.mode, args.set),
+                               live=args.live, pipelined=pipelined)))
     return 0
 
 
@@ -114,6 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="video or image to take frames from (default: frames the mode makes)")
     p.add_argument("--frames", type=int, default=100)
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help="a mode setting (see `modes`)")
+    p.add_argument("--live", action="store_true",
+                   help="also feed the frames at 30 fps through the live path (the page's worker); adds a 'live' "
+                        "block: shown_fps, fresh_per_s, overlay_age_ms")
+    p.add_argument("--steps", choices=("auto", "one", "two"), default="auto",
+                   help="--live: run a two-step mode (fingerspell) as a two-thread pipeline (two), in one thread "
+                        "(one), or as the app does (auto: two where the mode has two steps)")
     p.set_defaults(func=cmd_bench)
 
     sub.add_parser("modes", help="list the modes and their settings").set_defaults(func=cmd_modes)

@@ -352,32 +352,45 @@ def test_4k_and_odd_grey_frames_do_not_crash():
 
 
 @needs_weights
-def test_live_mode_never_waits_for_the_detector_and_resets_counts(shared_data):
+def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
+    """The live page's path with the real detector: every camera frame comes back at once (with the latest boxes)
+    while the processor detects on the newest frame in the worker's thread; a WBC is found, tracked and counted;
+    "Reset counts" (between frames, as the page runs it) zeroes the unique count."""
+    from stream_app.live import LiveStream
+    from stream_app.modes import get_mode
     from stream_app.modes.leukocyte.data import load_split
-    from stream_app.modes import create_processor
 
     sample = next(s for s in load_split(shared_data("bccd"), "test") if (s.labels == 1).sum() == 1)
     frame = sample.load()
-    proc = create_processor("leukocyte", live=True)
+    spec = get_mode("leukocyte")
+    stream = LiveStream(spec.create(live=True), spec.annotate)
     try:
-        proc.process(frame, 0.0)  # loads the model, starts the worker
-        times, found = [], False
-        deadline = time.monotonic() + 30
-        i = 1
+        times, found, i = [], False, 0
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not found:
             t0 = time.perf_counter()
-            result = proc.process(frame, i / 30)
+            shown = stream.show(frame, i / 30)
             times.append(time.perf_counter() - t0)
-            found = result.counts["WBC unique"] >= 1 and result.counts["WBC in view"] >= 1
+            result = shown.result
+            found = result is not None and result.counts["WBC unique"] >= 1 and result.counts["WBC in view"] >= 1
             i += 1
-            time.sleep(0.01)
+            time.sleep(1 / 30)
         assert found
         assert any(d.track_id is not None for d in result.detections if d.label == "WBC")
+        assert shown.image.shape == frame.shape and not np.array_equal(shown.image, frame)  # boxes drawn
         assert np.median(times) < 0.03  # frames flow while the detector works in the background
-        proc.actions()["Reset counts"]()
-        assert proc.process(frame, i / 30).counts["WBC unique"] == 0
+        assert stream.worker.stats().processed < i  # ... on the newest frames only
+        with stream.worker.exclusive() as processor:
+            processor.actions()["Reset counts"]()
+        done = stream.worker.stats().processed
+        while stream.worker.stats().processed < done + 1:
+            stream.show(frame, i / 30)
+            i += 1
+            time.sleep(1 / 30)
+        assert stream.worker.latest().counts["WBC unique"] == 0  # counted afresh: the cell needs min_hits (2) again
     finally:
-        proc.close()
+        stream.close()
+        stream.processor.close()
 
 
 # ---- the unique count at any detection rate and pan speed ---------------------------------------------------------

@@ -9,16 +9,18 @@ the frame brought to the training scale, in overlapping tiles where that makes i
 (:mod:`.tiling`; small cells are looked for in the original frame, not the ``max_side`` copy) -> WBC tracks in slide
 coordinates.
 
-* ``live=False`` (files, CLI, tests): the detector runs synchronously on every ``detect_every``-th frame, so results
-  are deterministic.
-* ``live=True`` (camera): the detector never blocks the stream. A background thread takes the newest frame, frames
-  flow on at the camera's rate, and the tracker carries boxes with the measured slide motion until the next result.
+* ``live=False`` (files, CLI, tests): the detector runs on every ``detect_every``-th frame and the tracker carries
+  the boxes with the measured slide motion in between, so results are deterministic.
+* ``live=True`` (camera): the detector runs on every frame the processor is given. The live worker
+  (:mod:`stream_app.live`) gives it the newest camera frame whenever it is free, so the frames it sees are some
+  apart (the slide motion is measured between them) and the camera's frames go back meanwhile with the latest boxes.
 
 Counts: ``WBC in view``, ``WBC unique`` (since the last reset; a cell counts once it was detected ``min_hits`` times),
 ``WBC unique min`` and ``WBC unique max`` (equal to ``WBC unique`` while the count is certain; otherwise the true number
 lies between them and ``warning`` says why: the slide position was lost and not found again, or cells crossed the view
 in fewer detections than ``min_hits``; :mod:`.tracking`), ``RBC in view``, ``Platelets in view``. Timings:
-``preprocess`` (resize + motion), ``detect`` (sync; in live mode the latest background run; all tiles), ``track``,
+``preprocess`` (resize + motion + the detector's preprocessing), ``detect`` (all tiles; 0 on frames without
+detection), ``track``,
 and ``scale`` on a frame where the scale was estimated. ``extras`` (:class:`LeukocyteExtras`, JSONL ``text``): the
 cell scale in use (RBC size in pixels, magnification relative to the training fields, micrometres per pixel);
 ``warning``: "no red cells found ..." while no scale shows cells.
@@ -26,8 +28,6 @@ cell scale in use (RBC size in pixels, magnification relative to the training fi
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import dataclass
 
@@ -36,8 +36,6 @@ import numpy as np
 from stream_app.frames import fit_within
 from stream_app.modes.base import Processor, setting
 from stream_app.results import Detection, Detections, Extras, FrameResult
-
-log = logging.getLogger(__name__)
 
 NOTICE = "Research prototype: not a diagnostic device."
 
@@ -100,20 +98,10 @@ class LeukocyteProcessor(Processor):
         self._window_cache: tuple | None = None  # (key, where slide motion is measured)
         self._motion = SlideMotion()
         self._counter = CellCounter(min_hits=settings.min_hits)
-        self._lock = threading.Lock()
         self._frame_index = 0
         self._others: list[tuple[str, float, np.ndarray]] = []  # RBC/platelets of the last round (slide coords)
         self._others_segment = 0
-        self._last_detect_ms = 0.0
-        self.detection_rounds = 0  # detector results used so far (live: fresh detections)
-        # background worker (live only)
-        self._job: tuple | None = None
-        self._done: tuple | None = None
-        self._cv = threading.Condition()
-        self._thread: threading.Thread | None = None
-        self._closed = False
-        self._errors = 0
-        self._last_error: str | None = None
+        self._closed = False  # a tiled detection stops early once the processor is closed
 
     # ---- settings, actions, lifecycle -------------------------------------------------------------------------
     def _detector(self):
@@ -122,19 +110,15 @@ class LeukocyteProcessor(Processor):
         return shared_detector(str(weights_for("clahe_lab" if self.settings.clahe_lab else "rgb")))
 
     def update_settings(self, **changes) -> None:
-        with self._lock:
-            super().update_settings(**changes)
-            self._counter.min_hits = self.settings.min_hits
+        super().update_settings(**changes)
+        self._counter.min_hits = self.settings.min_hits
 
     def reset(self) -> None:
-        with self._lock:
-            self._counter.reset()
-            self._motion.reset()
-            self._others = []
-            self._frame_index = 0
+        self._counter.reset()
+        self._motion.reset()
+        self._others = []
+        self._frame_index = 0
         self.scale.reset()
-        with self._cv:
-            self._job, self._done = None, None
 
     def reset_counts(self) -> None:
         self._counter.reset()
@@ -143,12 +127,7 @@ class LeukocyteProcessor(Processor):
         return {"Reset counts": self.reset_counts}
 
     def close(self) -> None:
-        with self._cv:
-            self._closed = True
-            self._cv.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._closed = True
 
     # ---- detection --------------------------------------------------------------------------------------------
     def _detection_frame(self, frame: np.ndarray, small: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
@@ -211,48 +190,13 @@ class LeukocyteProcessor(Processor):
         detections.timings_ms["det_scale"] = det_scale
         return detections
 
-    def _worker(self) -> None:
-        while True:
-            with self._cv:
-                while self._job is None and not self._closed:
-                    self._cv.wait()
-                if self._closed:
-                    return
-                job, self._job = self._job, None
-            frame, det_frame, det_scale, small_shape, scale, offset, segment, now = job
-            try:
-                detections = self._detect(frame, det_frame, det_scale, now)
-                elapsed = detections.timings_ms["preprocess"] + detections.timings_ms["detect"]
-                detections.boxes = detections.boxes * np.float32(scale / detections.timings_ms["det_scale"])
-                with self._cv:
-                    self._done = (detections, offset, segment, small_shape, elapsed)
-            except Exception as exc:  # noqa: BLE001 - reported on the next frame, the stream goes on
-                log.debug("background detection failed", exc_info=True)
-                self._errors += 1
-                self._last_error = f"{type(exc).__name__}: {exc}"
-
-    def _submit(self, frame: np.ndarray, small: np.ndarray, scale: float, offset: np.ndarray, segment: int) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._worker, name="leukocyte-detector", daemon=True)
-            self._thread.start()
-        with self._cv:
-            if self._job is None:  # worker busy with an older frame keeps it; we hand over the newest when it is free
-                det_frame, det_scale = self._detection_frame(frame, small, scale)
-                original = frame.copy()
-                det_frame = original if det_frame is frame else det_frame.copy()
-                self._job = (original, det_frame, det_scale, small.shape[:2], scale, offset.copy(), segment,
-                             time.monotonic())
-                self._cv.notify()
-
     def _integrate(self, detections, offset: np.ndarray, segment: int, size: tuple[int, int]) -> None:
-        """One detection round found on a frame with this slide ``offset`` and ``segment`` (an older frame's in live
-        mode: followed through joins; a round from a segment left since is dropped, its cells are not where it saw
-        them)."""
+        """One detection round found on a frame with this slide ``offset`` and ``segment`` (followed through joins; a
+        round from a segment left since is dropped, its cells are not where it saw them)."""
         segment, offset = self._motion.resolve(segment, offset)
         if segment != self._motion.segment:
             return
         s = self.settings
-        self.detection_rounds += 1
         labels, scores, boxes = detections.labels, detections.scores, detections.boxes
         wbc = (labels == 1) & (scores >= s.wbc_threshold)
         wbc_boxes, wbc_scores = _suppress_nested(boxes[wbc], scores[wbc])
@@ -272,48 +216,35 @@ class LeukocyteProcessor(Processor):
         prep_ms = detect_ms = track_ms = 0.0
         scale_ms = None
         warning = None
-        with self._lock:
-            still = timestamp_s is None
-            if still:  # a still image: no motion, fresh counts, one look is enough to count
-                self._counter.reset()
-                self._motion.reset()
-            self._counter.min_hits = 1 if still else self.settings.min_hits
-            offset = self._motion.update(small, self._motion_window(small))
-            segment = self._motion.segment
-            for src, dst, delta in self._motion.pop_joins():  # a lost slide position found again
-                self._counter.merge(src, dst, delta)
-            prep_ms = (time.perf_counter() - t0) * 1000
-            if self.live:
-                self._submit(frame, small, scale, offset, segment)
-                with self._cv:
-                    done, self._done = self._done, None
-                if done is not None:
-                    detections, det_offset, det_segment, size, self._last_detect_ms = done
-                    tt = time.perf_counter()
-                    self._integrate(detections, det_offset, det_segment, size)
-                    track_ms += (time.perf_counter() - tt) * 1000
-                detect_ms = self._last_detect_ms
-                if self._last_error:
-                    warning, self._last_error = f"detector: {self._last_error}", None
-            elif self._frame_index % max(1, self.settings.detect_every) == 0:
-                if still:
-                    self.scale.reset()
-                now = None if still else float(timestamp_s)  # a still image's estimate is not kept
-                detections = self._detect(frame, *self._detection_frame(frame, small, scale), now)
-                detections.boxes = detections.boxes * np.float32(scale / detections.timings_ms["det_scale"])
-                prep_ms += detections.timings_ms["preprocess"]
-                detect_ms = detections.timings_ms["detect"]
-                if "scale" in detections.timings_ms:
-                    scale_ms = detections.timings_ms["scale"]
-                tt = time.perf_counter()
-                self._integrate(detections, offset, segment, small.shape[:2])
-                track_ms += (time.perf_counter() - tt) * 1000
+        still = timestamp_s is None
+        if still:  # a still image: no motion, fresh counts, one look is enough to count
+            self._counter.reset()
+            self._motion.reset()
+        self._counter.min_hits = 1 if still else self.settings.min_hits
+        offset = self._motion.update(small, self._motion_window(small))
+        segment = self._motion.segment
+        for src, dst, delta in self._motion.pop_joins():  # a lost slide position found again
+            self._counter.merge(src, dst, delta)
+        prep_ms = (time.perf_counter() - t0) * 1000
+        if self.live or self._frame_index % max(1, self.settings.detect_every) == 0:
+            if still:
+                self.scale.reset()
+            now = None if still else float(timestamp_s)  # a still image's estimate is not kept
+            detections = self._detect(frame, *self._detection_frame(frame, small, scale), now)
+            detections.boxes = detections.boxes * np.float32(scale / detections.timings_ms["det_scale"])
+            prep_ms += detections.timings_ms["preprocess"]
+            detect_ms = detections.timings_ms["detect"]
+            if "scale" in detections.timings_ms:
+                scale_ms = detections.timings_ms["scale"]
             tt = time.perf_counter()
-            result = self._result(offset, segment, scale, frame.shape)
-            if self._counter.uncertain:
-                warning = "; ".join(w for w in (warning, self._uncertain_note()) if w)
+            self._integrate(detections, offset, segment, small.shape[:2])
             track_ms += (time.perf_counter() - tt) * 1000
-            self._frame_index += 1
+        tt = time.perf_counter()
+        result = self._result(offset, segment, scale, frame.shape)
+        if self._counter.uncertain:
+            warning = "; ".join(w for w in (warning, self._uncertain_note()) if w)
+        track_ms += (time.perf_counter() - tt) * 1000
+        self._frame_index += 1
         est = self.scale.estimate
         if est is not None:
             result.extras = LeukocyteExtras.of(est)
