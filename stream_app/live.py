@@ -336,12 +336,20 @@ def live_slots() -> SessionSlots:
         return _SLOTS
 
 
-def trim_memory() -> bool:
-    """Give freed heap memory back to the system (glibc ``malloc_trim``). Frames are allocated and freed by many
-    threads, and glibc keeps freed blocks in per-thread arenas, so without this a server's RSS stays at its peak
-    after sessions end. False where there is no glibc."""
+# ---- memory: a server where sessions come and go ----------------------------------------------------------------
+
+def _libc():
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.malloc_trim(0))
-    except (OSError, AttributeError):
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def trim_memory() -> bool:
+    """Give freed heap memory back to the system (glibc ``malloc_trim``): called when a live session is released.
+    False where there is no glibc."""
+    libc = _libc()
+    try:
+        return bool(libc.malloc_trim(0)) if libc is not None else False
+    except AttributeError:
         return False

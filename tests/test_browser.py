@@ -107,6 +107,7 @@ def app_url(network, tmp_path_factory):
     log_path = tmp_path_factory.mktemp("app") / "streamlit.log"
     env = dict(os.environ)
     env.pop("STREAM_APP_ICE_SERVERS", None)  # the default: no ICE server at all
+    env["MALLOC_ARENA_MAX"] = "2"  # as ./run.sh serves it
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "stream_app/ui/app.py", "--server.port", str(port), "--server.address",

@@ -338,15 +338,17 @@ class _IdleWatch:
     def _run(self) -> None:
         while True:
             time.sleep(self.every_s)
-            with self._lock:
-                sessions = list(self._sessions)
-            now = time.monotonic()
-            for session in sessions:
-                try:
-                    session.release_if_idle(now)
-                except Exception:  # noqa: BLE001
-                    log.exception("releasing an idle live session failed")
-            del sessions
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        """Release the idle sessions (a function of its own: no reference to a session outlives the sweep)."""
+        with self._lock:
+            sessions = list(self._sessions)
+        for session in sessions:
+            try:
+                session.release_if_idle(now)
+            except Exception:  # noqa: BLE001
+                log.exception("releasing an idle live session failed")
 
 
 _IDLE_WATCH = _IdleWatch()
