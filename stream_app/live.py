@@ -26,10 +26,11 @@ import contextlib
 import ctypes
 import ctypes.util
 import logging
+import os
 import threading
 import time
 import weakref
-from collections import deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -38,6 +39,11 @@ import numpy as np
 from stream_app.results import FrameResult
 
 log = logging.getLogger(__name__)
+
+# The analysis threads run this much nicer than the rest of the server: when the CPU is short (several sessions,
+# or the browser on the same cores), the video (decoding, the callback, encoding) goes first, and the overlay gets
+# older instead of the video stuttering. On idle cores it changes nothing.
+ANALYSIS_NICE = 5
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,14 @@ class LatestFrameWorker:
     """
 
     def __init__(self, processor: Any, *, pipelined: bool | None = None,
-                 on_result: Callable[[FrameResult], None] | None = None, name: str = "live") -> None:
+                 on_result: Callable[[FrameResult], None] | None = None, name: str = "live",
+                 nice: int = ANALYSIS_NICE) -> None:
         self.processor = processor
         two_step = bool(getattr(processor, "two_step", False))
         self.pipelined = two_step if pipelined is None else (bool(pipelined) and two_step)
         self.on_result = on_result
         self.name = name
+        self.nice = int(nice)
         self._cv = threading.Condition()
         self._pending: tuple[np.ndarray, float | None] | None = None
         self._staged: Any = None  # step one's output waiting for step two
@@ -152,9 +160,20 @@ class LatestFrameWorker:
     def _start(self) -> None:
         targets = [self._run_first, self._run_second] if self.pipelined else [self._run_whole]
         for i, target in enumerate(targets):
-            thread = threading.Thread(target=target, name=f"{self.name}-step{i + 1}", daemon=True)
+            thread = threading.Thread(target=self._niced, args=(target,), name=f"{self.name}-step{i + 1}", daemon=True)
             self._threads.append(thread)
             thread.start()
+
+    def _niced(self, target: Callable[[], None]) -> None:
+        """Run ``target`` in this thread at ``nice`` above the process's priority (Linux: per thread; threads the
+        processor starts from here, e.g. MediaPipe's, inherit it)."""
+        if self.nice > 0 and hasattr(os, "setpriority"):
+            try:
+                tid = threading.get_native_id()
+                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice))
+            except OSError:
+                log.debug("could not lower the analysis thread's priority", exc_info=True)
+        target()
 
     def _take_pending(self):
         with self._cv:
@@ -228,25 +247,29 @@ class Shown:
 class LiveStream:
     """One live stream: every frame goes to the worker and back at once with the latest result drawn on it.
 
-    ``annotate(frame, result)`` draws a result (the mode's ``ModeSpec.annotate``). Before the first result the frame
-    goes back as it came. :meth:`show` is called from one thread (the frame callback); the worker runs in its own.
+    ``annotate(frame, result, scale=1.0)`` draws a result (the mode's ``ModeSpec.annotate``); a result from a frame of
+    another size (the browser lowered the camera's resolution under load) is drawn scaled, or not at all when the
+    shape changed. Before the first result the frame goes back as it came. :meth:`show` is called from one thread
+    (the frame callback); the worker runs in its own.
     """
 
-    def __init__(self, processor: Any, annotate: Callable[[np.ndarray, FrameResult], np.ndarray], *,
-                 pipelined: bool | None = None, on_result: Callable[[FrameResult], None] | None = None,
-                 name: str = "live") -> None:
-        self.worker = LatestFrameWorker(processor, pipelined=pipelined, on_result=on_result, name=name)
+    def __init__(self, processor: Any, annotate: Callable[..., np.ndarray], *, pipelined: bool | None = None,
+                 on_result: Callable[[FrameResult], None] | None = None, name: str = "live",
+                 nice: int = ANALYSIS_NICE) -> None:
+        self.worker = LatestFrameWorker(processor, pipelined=pipelined, on_result=on_result, name=name, nice=nice)
         self.annotate = annotate
         self._last: FrameResult | None = None
+        self._sizes: OrderedDict[float, tuple[int, int]] = OrderedDict()  # camera time -> (h, w) of recent frames
 
     @property
     def processor(self) -> Any:
         return self.worker.processor
 
     def show(self, image: np.ndarray, time_s: float) -> Shown:
-        """Submit ``image`` (camera time ``time_s``, seconds) and return it with the latest overlay. The result must
-        come from a frame of the same size (it does within a stream; after a resolution change the first frames
-        wait for a result of the new size)."""
+        """Submit ``image`` (camera time ``time_s``, seconds) and return it with the latest overlay."""
+        self._sizes[time_s] = image.shape[:2]
+        while len(self._sizes) > 256:
+            self._sizes.popitem(last=False)
         self.worker.submit(image, time_s)
         result = self.worker.latest()
         if result is None:
@@ -254,7 +277,13 @@ class LiveStream:
         fresh = result is not self._last
         self._last = result
         age = None if result.time_s is None else max(0.0, (time_s - result.time_s) * 1000.0)
-        return Shown(self.annotate(image, result), result, fresh, age)
+        size = self._sizes.get(result.time_s, image.shape[:2])
+        if size == image.shape[:2]:
+            return Shown(self.annotate(image, result), result, fresh, age)
+        scale = image.shape[1] / size[1]
+        if abs(image.shape[0] / size[0] - scale) > 0.02 * scale:  # another shape: the boxes would not fit
+            return Shown(image, result, fresh, age)
+        return Shown(self.annotate(image, result, scale), result, fresh, age)
 
     def forget(self) -> None:
         self.worker.forget()

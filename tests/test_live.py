@@ -303,3 +303,51 @@ def test_max_live_sessions_setting(monkeypatch):
     monkeypatch.setenv("STREAM_APP_MAX_LIVE_SESSIONS", "many")
     with pytest.raises(ValueError, match="STREAM_APP_MAX_LIVE_SESSIONS"):
         max_live_sessions()
+
+
+def test_an_overlay_from_another_resolution_is_drawn_scaled_or_not_at_all():
+    """The browser lowers the camera's resolution under load: the latest result (from a 640x480 frame) is drawn on a
+    320x240 frame at half scale, and not at all on a frame of another shape."""
+    calls = []
+
+    def annotate(image, result, scale=1.0):
+        calls.append((image.shape[:2], scale))
+        return image + 1
+
+    stream = LiveStream(Flaky(None, live=True), annotate)
+    try:
+        big = np.zeros((480, 640, 3), np.uint8)
+        stream.show(big, 0.0)
+        _wait(lambda: stream.worker.latest() is not None)
+        stream.worker.close()  # keep the 640x480 result as the latest
+        small = np.zeros((240, 320, 3), np.uint8)
+        assert stream.show(small, 1 / 30).image[0, 0, 0] == 1
+        square = np.zeros((320, 320, 3), np.uint8)
+        assert stream.show(square, 2 / 30).image is square
+        assert stream.show(big, 3 / 30).image[0, 0, 0] == 1
+        assert calls == [((240, 320), 0.5), ((480, 640), 1.0)]
+    finally:
+        stream.close()
+
+
+def test_analysis_threads_run_nicer_than_the_rest_of_the_server():
+    import os
+
+    seen = []
+
+    class Nice(Processor):
+        mode = "nice"
+
+        def _process(self, frame, timestamp_s):
+            seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            return FrameResult(mode=self.mode)
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    worker = LatestFrameWorker(Nice(None, live=True))
+    try:
+        worker.submit(_frame(0), 0.0)
+        _wait(lambda: seen)
+        assert seen == [min(19, mine + 5)]
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
+    finally:
+        worker.close()

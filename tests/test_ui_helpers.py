@@ -60,7 +60,8 @@ def test_channel_counts_shown_and_analysed_frames_drops_errors_and_keeps_the_new
     assert channel.snapshot() == PanelState()
     for i in range(20):  # 20 frames shown at 20 fps, every other one analysed
         clock.now += 0.05
-        channel.shown(latency_ms=4.0, size=(640, 480), age_ms=50.0 + i, dropped_before=1 if i == 7 else 0)
+        channel.shown(latency_ms=4.0, size=(640, 480), age_ms=50.0 + i, dropped_before=1 if i == 7 else 0,
+                      behind_ms=float(i % 3))
         if i % 2:
             channel.publish(FrameResult(mode="motion", counts={"moving": i}))
     clock.now += 0.05
@@ -72,7 +73,7 @@ def test_channel_counts_shown_and_analysed_frames_drops_errors_and_keeps_the_new
     assert snap.last_error == "RuntimeError: annotate failed"
     assert snap.result.error == "ValueError: bad"
     assert snap.fps == pytest.approx(20.0, rel=0.06) and snap.analysed_fps == pytest.approx(10.0, rel=0.15)
-    assert snap.latency_ms == 4.0 and snap.overlay_age_ms == pytest.approx(59.5)
+    assert snap.latency_ms == 4.0 and snap.overlay_age_ms == pytest.approx(59.5) and snap.behind_ms == 1.0
     rows = channel.counts_rows()
     assert len(rows) == 10 and snap.counts_rows == 10
     assert rows[0] == {"time_s": 0.0, "moving": 1} and rows[-1] == {"time_s": 0.9, "moving": 19}
@@ -233,6 +234,23 @@ def test_any_exception_in_the_callback_returns_the_raw_frame():
         session.close()
 
 
+def test_the_session_measures_how_long_frames_waited_before_the_callback():
+    """Arrival time minus camera time, above the stream's quickest: 0 while frames flow evenly, the backlog when
+    they queue, and a new stream (a new camera clock) starts afresh."""
+    session = _session(Exploding(None, live=True))
+    try:
+        assert session.behind_ms(None, 5.0) is None
+        assert session.behind_ms(0.0, 100.0) == 0.0
+        assert session.behind_ms(1 / 30, 100.0 + 1 / 30) == pytest.approx(0.0, abs=1e-6)
+        assert session.behind_ms(2 / 30, 100.0 + 2 / 30 + 0.25) == pytest.approx(250.0)  # queued for 250 ms
+        assert session.behind_ms(3 / 30, 100.0 + 3 / 30 - 0.01) == 0.0  # quicker than all before: the new baseline
+        assert session.behind_ms(5000.0, 101.0) == 0.0  # the camera clock jumped: a new stream
+        session.release()
+        assert session.behind_ms(7.0, 300.0) == 0.0  # released: the next stream measures from its own start
+    finally:
+        session.close()
+
+
 def test_a_session_over_the_cap_gets_a_message_instead_of_a_frozen_stream():
     slots = SessionSlots(1)
     first = _session(lambda values: get_mode("motion").create(live=True), slots=slots)
@@ -245,7 +263,7 @@ def test_a_session_over_the_cap_gets_a_message_instead_of_a_frozen_stream():
         assert isinstance(out, av.VideoFrame) and out.pts == frame.pts
         assert out.to_ndarray(format="rgb24").mean() < image.mean() * 0.6  # darkened, with the message on it
         snap = second.channel.snapshot()
-        assert "already runs 1 live sessions" in snap.refused and "STREAM_APP_MAX_LIVE_SESSIONS" in snap.refused
+        assert "already runs 1 live session(s)" in snap.refused and "STREAM_APP_MAX_LIVE_SESSIONS=1" in snap.refused
         assert not second.active and snap.analysed == 0
         first.release()  # STOP in the first session: its slot is free, the second stream gets analysed
         LiveFrameHandler(second)(frames[2][1])
@@ -427,9 +445,10 @@ def test_panel_lines_show_counters_and_the_result():
                          extras=FingerspellExtras(letter="B", letter_score=0.91, text="AB"), counts={"WBC": 2},
                          timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
     lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, analysed=20, analysed_fps=14.04,
-                                   overlay_age_ms=71.4, dropped=3, errors=1, result=result, size=(640, 480)))
-    assert lines[:8] == ["frames shown: 42 at 640x480", "fps shown: 27.6", "frames analysed: 20", "fps analysed: 14.0",
-                         "overlay age (median): 71 ms",
+                                   overlay_age_ms=71.4, behind_ms=12.6, dropped=3, errors=1, result=result,
+                                   size=(640, 480)))
+    assert lines[:9] == ["frames shown: 42 at 640x480", "fps shown: 27.6", "frames analysed: 20", "fps analysed: 14.0",
+                         "overlay age (median): 71 ms", "waited before the callback (median): 13 ms",
                          "frames dropped: 3 (video), 22 not analysed (the analysis takes the newest frame)",
                          "latency (callback, median): 12.2 ms", "errors: 1"]
     assert "letter: B (91%)" in lines and "top-k: B 0.91, D 0.05" in lines and "text: AB" in lines

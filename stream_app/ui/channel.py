@@ -81,6 +81,7 @@ class PanelState:
     analysed: int = 0  # results the mode's processor made (each on the newest frame of its time)
     analysed_fps: float = 0.0
     overlay_age_ms: float | None = None  # median age of the overlay on the shown frames
+    behind_ms: float | None = None  # median: how far behind the camera frames reach the callback (LiveSession.behind_ms)
     dropped: int = 0  # video frames dropped (callback or encoder busy) instead of queued
     errors: int = 0
     last_error: str | None = None
@@ -108,6 +109,7 @@ class ResultChannel:
         self._shown_meter = RateMeter()
         self._analysed_meter = RateMeter()
         self._ages: deque[float] = deque(maxlen=60)
+        self._behind: deque[float] = deque(maxlen=60)
         self._rows: deque[dict] = deque(maxlen=self._max_rows)
         self._frames = self._analysed = self._dropped = self._errors = 0
         self._last_error: str | None = None
@@ -117,9 +119,10 @@ class ResultChannel:
         self._refused: str | None = None
 
     def shown(self, latency_ms: float, size: tuple[int, int] | None = None, age_ms: float | None = None,
-              dropped_before: int = 0) -> None:
+              dropped_before: int = 0, behind_ms: float | None = None) -> None:
         """A frame went back to the browser: the callback took ``latency_ms``; its overlay was ``age_ms`` old;
-        ``dropped_before`` frames came while the callback was busy and were skipped."""
+        ``dropped_before`` frames came while the callback was busy and were skipped; the frame reached the callback
+        ``behind_ms`` later than the stream's quickest."""
         now = self._clock()
         with self._lock:
             self._frames += 1
@@ -129,6 +132,8 @@ class ResultChannel:
             self._refused = None
             if age_ms is not None:
                 self._ages.append(float(age_ms))
+            if behind_ms is not None:
+                self._behind.append(float(behind_ms))
 
     def publish(self, result: FrameResult) -> None:
         """The processor made a result (whether it worked or not: ``result.error`` counts as an error)."""
@@ -167,10 +172,11 @@ class ResultChannel:
         now = self._clock()
         with self._lock:
             ages = np.fromiter(self._ages, dtype=float) if self._ages else None
+            behind = float(np.median(np.fromiter(self._behind, dtype=float))) if self._behind else None
             return PanelState(frames=self._frames, fps=self._shown_meter.fps(now),
                               latency_ms=self._shown_meter.latency_ms(), analysed=self._analysed,
                               analysed_fps=self._analysed_meter.fps(now),
-                              overlay_age_ms=None if ages is None else float(np.median(ages)),
+                              overlay_age_ms=None if ages is None else float(np.median(ages)), behind_ms=behind,
                               dropped=self._dropped, errors=self._errors, last_error=self._last_error,
                               result=self._result, size=self._size, counts_rows=len(self._rows),
                               refused=self._refused)
@@ -233,6 +239,7 @@ class LiveSession:
         self.name = name
         self.action_labels: list[str] = []
         self.last_frame: float | None = None  # time.monotonic() of the last frame
+        self._offset: float | None = None  # smallest (arrival - camera time) of this stream, seconds
         self._resources = _Resources()
         self._finalizer = weakref.finalize(self, _release, self._resources)
         _IDLE_WATCH.add(self)
@@ -271,7 +278,19 @@ class LiveSession:
         """End this session's stream: worker threads stopped, processor closed, its slot given back. The channel
         (panel state, counts history) stays for the page."""
         self.slots.release(self)
+        self._offset = None
         _release(self._resources)
+
+    def behind_ms(self, camera_s: float | None, arrival_s: float) -> float | None:
+        """How far behind the camera a frame reaches the callback, beyond the stream's best: arrival time minus the
+        camera's timestamp (RTP, from the browser's capture clock), minus the smallest such difference of this
+        stream. Frames queued anywhere between the camera and the callback show here; 0 when none waits."""
+        if camera_s is None:
+            return None
+        offset = arrival_s - float(camera_s)
+        if self._offset is None or offset < self._offset or offset - self._offset > 60.0:  # new stream: new clock
+            self._offset = offset
+        return (offset - self._offset) * 1000.0
 
     def close(self) -> None:
         """Release now and for good (also what garbage collection does)."""
@@ -354,7 +373,7 @@ class _IdleWatch:
 _IDLE_WATCH = _IdleWatch()
 
 
-BUSY_MESSAGE = ("This server already runs {n} live sessions (STREAM_APP_MAX_LIVE_SESSIONS={n}): this one is not "
+BUSY_MESSAGE = ("This server already runs {n} live session(s) (STREAM_APP_MAX_LIVE_SESSIONS={n}): this one is not "
                 "analysed. Press STOP and try again when another session ends.")
 
 
@@ -412,6 +431,7 @@ class LiveFrameHandler:
         session = self.session
         start = self.clock()
         session.last_frame = time.monotonic()
+        behind = session.behind_ms(getattr(frame, "time", None), session.last_frame)
         try:
             image = frame.to_ndarray(format="rgb24")
             if not session.slots.hold(session):
@@ -423,7 +443,7 @@ class LiveFrameHandler:
             shown = session.ensure().show(image, self._timestamp(frame))
             new = frame if shown.image is image else self._frame(av, shown.image, frame)
             session.channel.shown((self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]), shown.age_ms,
-                                  dropped_before)
+                                  dropped_before, behind)
             return new
         except Exception as exc:  # noqa: BLE001 - an uncaught exception would turn the stream into an echo
             session.channel.record_error(f"{type(exc).__name__}: {exc}")

@@ -36,11 +36,13 @@ def panel_lines(state: PanelState) -> list[str]:
     each time it is free, and the overlay drawn is its latest result."""
     latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
     age = "-" if state.overlay_age_ms is None else f"{state.overlay_age_ms:.0f} ms"
+    behind = "-" if state.behind_ms is None else f"{state.behind_ms:.0f} ms"
     size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
     skipped = max(0, state.frames - state.analysed)
     lines = [f"frames shown: {state.frames}{size}", f"fps shown: {state.fps:.1f}",
              f"frames analysed: {state.analysed}", f"fps analysed: {state.analysed_fps:.1f}",
              f"overlay age (median): {age}",
+             f"waited before the callback (median): {behind}",
              f"frames dropped: {state.dropped} (video), {skipped} not analysed (the analysis takes the newest frame)",
              f"latency (callback, median): {latency}", f"errors: {state.errors}"]
     lines += result_lines(state.result)
