@@ -335,8 +335,9 @@ def test_ending_a_stream_releases_the_processor_and_threads_and_the_next_frame_s
     first = session.processor
     threads = session.ensure().worker.threads()
     assert threads and all(t.is_alive() for t in threads)
-    session.release()  # what on_video_ended does
-    assert first.closed and not session.active and not any(t.is_alive() for t in threads)
+    session.on_ended()  # streamlit-webrtc's on_video_ended: released in a thread of its own
+    _wait(lambda: first.closed and not session.active)
+    assert not any(t.is_alive() for t in threads)
     assert session.channel.snapshot().frames == 1  # the panel keeps what it showed
 
     handler(frames[1])  # START again: a new processor

@@ -281,6 +281,12 @@ class LiveSession:
         self._offset = None
         _release(self._resources)
 
+    def on_ended(self) -> None:
+        """streamlit-webrtc's ``on_video_ended`` (STOP, the tab closed or reloaded): released in a thread of its own,
+        since the call comes from the WebRTC event loop, which must not wait for a running step (a tiled detection
+        can take seconds) while other sessions' video flows through it."""
+        threading.Thread(target=self.release, name=f"{self.name}-release", daemon=True).start()
+
     def behind_ms(self, camera_s: float | None, arrival_s: float) -> float | None:
         """How far behind the camera a frame reaches the callback, beyond the stream's best: arrival time minus the
         camera's timestamp (RTP, from the browser's capture clock), minus the smallest such difference of this
@@ -373,8 +379,8 @@ class _IdleWatch:
 _IDLE_WATCH = _IdleWatch()
 
 
-BUSY_MESSAGE = ("This server already runs {n} live session(s) (STREAM_APP_MAX_LIVE_SESSIONS={n}): this one is not "
-                "analysed. Press STOP and try again when another session ends.")
+BUSY_MESSAGE = ("This server already runs {n} live session(s) (STREAM_APP_MAX_LIVE_SESSIONS={n}): this stream is "
+                "not analysed until one of them ends.")
 
 
 def refused_frame(image: np.ndarray, message: str) -> np.ndarray:

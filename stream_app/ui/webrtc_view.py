@@ -143,7 +143,7 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
             media_stream_constraints=media_stream_constraints,
             player_factory=player_factory,
             queued_video_frames_callback=handler.queued,  # the newest frame of those that came meanwhile
-            on_video_ended=session.release,  # STOP, tab closed or reloaded: processor and threads released
+            on_video_ended=session.on_ended,  # STOP, tab closed or reloaded: processor and threads released
             async_processing=True,
         )
         st.caption(caption)
