@@ -84,7 +84,8 @@ def run_live(mode: str, frames: list[np.ndarray], settings: dict | None = None, 
     (models loaded, first hand found) comes before the clock starts."""
     spec = get_mode(mode)
     processor = spec.create(live=True, **(settings or {}))
-    stream = LiveStream(processor, spec.annotate, pipelined=pipelined, name=f"bench-{mode}")
+    stream = LiveStream(processor, spec.annotate, pipelined=pipelined, name=f"bench-{mode}",
+                        follower=spec.follower() if spec.follower else None)
     try:
         deadline = time.perf_counter() + first_result_s
         t = 0.0

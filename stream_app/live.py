@@ -249,15 +249,17 @@ class LiveStream:
 
     ``annotate(frame, result, scale=1.0)`` draws a result (the mode's ``ModeSpec.annotate``); a result from a frame of
     another size (the browser lowered the camera's resolution under load) is drawn scaled, or not at all when the
-    shape changed. Before the first result the frame goes back as it came. :meth:`show` is called from one thread
-    (the frame callback); the worker runs in its own.
+    shape changed. ``follower`` (the mode's ``ModeSpec.follower()``, optional) sees every frame and carries the result
+    to it before drawing (leukocyte: boxes moved with the slide). Before the first result the frame goes back as it
+    came. :meth:`show` is called from one thread (the frame callback); the worker runs in its own.
     """
 
     def __init__(self, processor: Any, annotate: Callable[..., np.ndarray], *, pipelined: bool | None = None,
                  on_result: Callable[[FrameResult], None] | None = None, name: str = "live",
-                 nice: int = ANALYSIS_NICE) -> None:
+                 nice: int = ANALYSIS_NICE, follower: Any = None) -> None:
         self.worker = LatestFrameWorker(processor, pipelined=pipelined, on_result=on_result, name=name, nice=nice)
         self.annotate = annotate
+        self.follower = follower
         self._last: FrameResult | None = None
         self._sizes: OrderedDict[float, tuple[int, int]] = OrderedDict()  # camera time -> (h, w) of recent frames
 
@@ -271,12 +273,16 @@ class LiveStream:
         while len(self._sizes) > 256:
             self._sizes.popitem(last=False)
         self.worker.submit(image, time_s)
+        if self.follower is not None:
+            self._follow(lambda: self.follower.see(image, time_s))
         result = self.worker.latest()
         if result is None:
             return Shown(image, None, False, None)
         fresh = result is not self._last
         self._last = result
         age = None if result.time_s is None else max(0.0, (time_s - result.time_s) * 1000.0)
+        if self.follower is not None:
+            result = self._follow(lambda: self.follower.carry(result, time_s)) or result
         size = self._sizes.get(result.time_s, image.shape[:2])
         if size == image.shape[:2]:
             return Shown(self.annotate(image, result), result, fresh, age)
@@ -284,6 +290,14 @@ class LiveStream:
         if abs(image.shape[0] / size[0] - scale) > 0.02 * scale:  # another shape: the boxes would not fit
             return Shown(image, result, fresh, age)
         return Shown(self.annotate(image, result, scale), result, fresh, age)
+
+    def _follow(self, step: Callable[[], Any]) -> Any:
+        try:
+            return step()
+        except Exception:  # noqa: BLE001 - the overlay is drawn where it was found, and the follower is dropped
+            log.exception("the overlay follower failed; results are drawn where they were found from now on")
+            self.follower = None
+            return None
 
     def forget(self) -> None:
         self.worker.forget()

@@ -351,6 +351,28 @@ def test_4k_and_odd_grey_frames_do_not_crash():
     proc.close()
 
 
+def test_live_boxes_move_with_the_slide_between_detections():
+    """The live overlay follower: a box found on frame 2 of a pan, drawn on frame 7, has moved with the slide (the
+    window pans right 12 px a frame, so the cells move 60 px left); across a jump to another field nothing moves."""
+    from stream_app.modes.leukocyte.follow import SlideFollower
+    from stream_app.results import Detections, FrameResult
+
+    wide = np.hstack([synthetic_smear(640, 480, seed=s) for s in (1, 2)])
+    follower = SlideFollower()
+    for i, x in enumerate(range(0, 120, 12)):
+        follower.see(np.ascontiguousarray(wide[:, x:x + 640]), i / 30)
+    found = FrameResult(mode="leukocyte", detections=Detections([[300, 200, 340, 240]], [0.9], ["WBC"], [3]),
+                        time_s=2 / 30)
+    carried = follower.carry(found, 7 / 30)
+    assert np.allclose(carried.detections.boxes[0], [240, 200, 280, 240], atol=1.5)
+    assert carried.detections.track_ids.tolist() == [3] and carried.detections.labels.tolist() == ["WBC"]
+    assert found.detections.boxes[0].tolist() == [300, 200, 340, 240]  # the worker's result is not edited
+    assert follower.carry(found, 2 / 30) is found  # drawn on its own frame: as found
+    assert follower.carry(found, 99.0) is found  # a frame the follower never saw
+    follower.see(synthetic_smear(640, 480, seed=7), 10 / 30)  # a jump to an unrelated field: a new segment
+    assert follower.carry(found, 10 / 30) is found
+
+
 @needs_weights
 def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
     """The live page's path with the real detector: every camera frame comes back at once (with the latest boxes)

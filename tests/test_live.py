@@ -351,3 +351,34 @@ def test_analysis_threads_run_nicer_than_the_rest_of_the_server():
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # the caller is untouched
     finally:
         worker.close()
+
+
+def test_the_follower_sees_every_frame_and_carries_the_result_before_it_is_drawn():
+    drawn = []
+
+    class Follower:
+        def __init__(self):
+            self.seen = []
+
+        def see(self, frame, time_s):
+            self.seen.append(time_s)
+
+        def carry(self, result, time_s):
+            if time_s >= 3 / 30:
+                raise RuntimeError("lost")  # a follower that fails is dropped; results are drawn as found
+            return FrameResult(mode="carried", time_s=result.time_s)
+
+    follower = Follower()
+    stream = LiveStream(Flaky(None, live=True), lambda image, result, scale=1.0: drawn.append(result.mode) or image,
+                        follower=follower)
+    try:
+        stream.show(_frame(0), 0.0)
+        _wait(lambda: stream.worker.latest() is not None)
+        stream.worker.close()
+        stream.show(_frame(2), 1 / 30)
+        stream.show(_frame(2), 3 / 30)
+        stream.show(_frame(2), 4 / 30)
+        assert follower.seen == [0.0, 1 / 30, 3 / 30]  # dropped after its failure
+        assert drawn == ["carried", "flaky", "flaky"] and stream.follower is None
+    finally:
+        stream.close()

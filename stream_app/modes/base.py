@@ -165,7 +165,8 @@ class Hook:
         return f"Hook({self.target!r})"
 
 
-HOOKS = ("add_evaluate_args", "evaluate", "add_train_args", "train", "bench_frames", "bench_extra", "warm_up", "report")
+HOOKS = ("add_evaluate_args", "evaluate", "add_train_args", "train", "bench_frames", "bench_extra", "warm_up", "report",
+         "follower")
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,10 @@ class ModeSpec:
     frame. ``report(image, result) -> bytes`` makes a downloadable PNG report for a still image (the image page
     offers it when present); ``notice`` is a line the pages always show with the mode (e.g. "not a diagnostic
     device"). ``annotators`` draw the mode's results (:meth:`annotate`; the shared ones from
-    :mod:`stream_app.annotators` plus any of the mode's own).
+    :mod:`stream_app.annotators` plus any of the mode's own). ``follower()`` makes, per live stream, an object that
+    carries the latest result to the newer camera frame it is drawn on: ``see(frame, time_s)`` on every camera frame
+    (cheap: it runs in the frame callback), ``carry(result, time_s) -> result`` before drawing (e.g. the boxes moved
+    by the slide's motion since the analysed frame; :mod:`stream_app.live`).
     """
 
     name: str
@@ -196,6 +200,7 @@ class ModeSpec:
     bench_extra: Callable | str | None = None
     warm_up: Callable[[], None] | str | None = None
     report: Callable | str | None = None
+    follower: Callable | str | None = None
     notice: str | None = None
     annotators: tuple = DEFAULT_ANNOTATORS
 

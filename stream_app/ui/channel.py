@@ -218,7 +218,8 @@ def _release(resources: _Resources) -> None:
 
 class LiveSession:
     """One browser session's live stream for one mode: its processor (made by ``factory(settings)``), the worker
-    that feeds it the newest frame, and the channel to the page.
+    that feeds it the newest frame, and the channel to the page. ``annotate`` and ``follower`` are the mode's
+    (``ModeSpec.annotate``, ``ModeSpec.follower``; see :class:`stream_app.live.LiveStream`).
 
     The processor is made on the first frame (or by :meth:`ensure`, so the page can show why it cannot be made) and
     released (:meth:`release`: worker threads stopped, processor closed, memory trimmed) when the stream ends
@@ -227,11 +228,13 @@ class LiveSession:
     server's concurrent streams (default: :func:`stream_app.live.live_slots`).
     """
 
-    def __init__(self, factory: Callable[[dict], Any], annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
+    def __init__(self, factory: Callable[[dict], Any], annotate: Callable[..., np.ndarray],
                  settings: dict | None = None, channel: ResultChannel | None = None,
-                 slots: SessionSlots | None = None, idle_s: float = 10.0, name: str = "live") -> None:
+                 slots: SessionSlots | None = None, idle_s: float = 10.0, name: str = "live",
+                 follower: Callable[[], Any] | None = None) -> None:
         self._factory = factory
         self.annotate = annotate
+        self.follower = follower
         self.settings = dict(settings or {})
         self.channel = channel or ResultChannel()
         self.slots = slots if slots is not None else live_slots()
@@ -252,7 +255,8 @@ class LiveSession:
             if res.stream is None:
                 processor = self._factory(dict(self.settings))
                 self.action_labels = list(processor.actions())
-                res.stream = LiveStream(processor, self.annotate, on_result=self.channel.publish, name=self.name)
+                res.stream = LiveStream(processor, self.annotate, on_result=self.channel.publish, name=self.name,
+                                        follower=self.follower() if self.follower is not None else None)
             return res.stream
 
     def check(self) -> None:

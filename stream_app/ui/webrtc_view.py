@@ -41,7 +41,7 @@ def get_session(store: str, spec: ModeSpec, settings: dict) -> LiveSession | Non
     session = sessions.get(spec.name)
     if session is None:
         session = LiveSession(lambda values: spec.create(live=True, **values), spec.annotate, settings,
-                              name=f"{store}-{spec.name}")
+                              name=f"{store}-{spec.name}", follower=spec.follower)
         try:
             session.check()  # a bad setting or a missing model is said here, not as a frozen stream
         except Exception as exc:  # noqa: BLE001

@@ -16,5 +16,6 @@ SPEC = ModeSpec(
     bench_frames="stream_app.modes.leukocyte.bench:bench_frames",
     bench_extra="stream_app.modes.leukocyte.bench:reference_timing",
     warm_up="stream_app.modes.leukocyte.processor:warm_up",
+    follower="stream_app.modes.leukocyte.follow:follower",
     notice=NOTICE,
 )

@@ -25,7 +25,7 @@ Until then the count is *uncertain*: ``unique`` adds up the segments, and ``uniq
 is the least it can be. A featureless frame (camera covered, out of focus: grey std < 3) says nothing about motion and
 is skipped, not counted as a loss.
 
-A detection result computed on an older frame (live mode runs the detector in the background) is placed on the
+A detection result computed on an older frame is placed on the
 slide with the pan *of that frame* (:meth:`SlideMotion.resolve` follows it through joins; a result from a segment
 that has since been left is dropped), so late results land where the cells are now.
 """
