@@ -426,14 +426,14 @@ def test_live_page_says_what_to_check_when_no_connection_forms(app_url, network,
     driver = _launch_browser(camera_file, tmp_path / "profile", loopback=False)
     try:
         driver.get(f"{app_url}/?mode=motion")
-        _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+        _poll(lambda: "frames shown: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
         _click_in_component(driver, "START")
         text = _poll(lambda: (lambda t: t if "What to check" in t else None)(_panel_text(driver, "live")),
                      timeout=90, interval=1.0, what="the no-connection help",
                      context=lambda: _panel_text(driver, "live"))
         print(f"[browser test] no connection, the panel says:\n{text}")
         assert "No video after" in text and "--allow-loopback-in-peer-connection" in text, text
-        assert "frames processed: 0" in text
+        assert "frames shown: 0" in text
         _screenshot(driver, "no_connection")
     finally:
         driver.quit()
