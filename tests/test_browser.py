@@ -279,6 +279,36 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
         driver.switch_to.default_content()
 
 
+def test_live_recording_offers_the_mp4_and_the_jsonl(app_url, browser):
+    """Record on, START, frames flow, STOP: the page offers the recorded MP4 and the per-frame JSONL, and says how
+    many frames and results they hold (read server-side from the finished files)."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(f"{app_url}/?mode=motion")
+    _poll(lambda: "frames processed: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+    driver.find_element(By.XPATH, "//label[contains(., 'Record the stream')]").click()
+    _poll(lambda: driver.find_element(By.CSS_SELECTOR, ".st-key-live-record input").is_selected(), timeout=30,
+          what="the Record checkbox to be ticked")
+
+    def processed() -> bool:
+        frames = re.search(r"frames processed: (\d+)", _panel_text(driver, "live"))
+        return bool(frames and int(frames.group(1)) >= 30)
+
+    _start_and_wait(driver, processed, ">= 30 processed frames while recording")
+    _poll(lambda: "Recording: the annotated video" in driver.find_element(By.TAG_NAME, "body").text, timeout=30,
+          what="the recording note")
+    _click_in_component(driver, "STOP")
+    body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    text = _poll(lambda: re.search(r"Recorded (\d+) frames; (\d+) results", body()), timeout=60,
+                 what="the finished recording", context=body)
+    frames, results = int(text.group(1)), int(text.group(2))
+    print(f"\n[browser test] recording: {frames} frames in the MP4, {results} results in the JSONL")
+    assert frames >= 10 and results >= 30
+    assert _button(driver, "Recording (MP4)") and _button(driver, "Results per frame (JSONL)")
+    _screenshot(driver, "live-recorded")
+
+
 def test_camera_frames_hold_no_annotation_colours():
     """The check above means something: the raw camera frames have no near-black label box and no pure green."""
     from stream_app.synthetic import moving_shapes

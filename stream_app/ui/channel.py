@@ -183,14 +183,17 @@ class LiveFrameHandler:
     """The ``video_frame_callback``: av frame -> RGB array -> processor -> annotate -> av frame.
 
     Any exception (processor, annotation, conversion) is caught, counted in the channel and the raw frame is returned,
-    so the stream goes on. ``annotate`` is the mode's ``ModeSpec.annotate`` (injectable for tests).
+    so the stream goes on. ``annotate`` is the mode's ``ModeSpec.annotate`` (injectable for tests);
+    ``on_result(result, time_s)``, when given, also gets every result (the Live page's recording).
     """
 
     def __init__(self, session: LiveSession, annotate: Callable[[np.ndarray, FrameResult], np.ndarray],
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter,
+                 on_result: Callable[[FrameResult, float], None] | None = None) -> None:
         self.session = session
         self.annotate = annotate
         self.clock = clock
+        self.on_result = on_result
         self._t0: float | None = None
 
     def _timestamp(self, frame) -> float:
@@ -208,12 +211,15 @@ class LiveFrameHandler:
         start = self.clock()
         try:
             image = frame.to_ndarray(format="rgb24")
+            time_s = self._timestamp(frame)
             with self.session.lock:
-                result = self.session.processor.process_safely(image, self._timestamp(frame))
+                result = self.session.processor.process_safely(image, time_s)
             out = self.annotate(image, result)
             new = av.VideoFrame.from_ndarray(np.ascontiguousarray(out), format="rgb24")
             new.pts, new.time_base = frame.pts, frame.time_base
             self.session.channel.publish(result, (self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]))
+            if self.on_result is not None:
+                self.on_result(result, time_s)
             return new
         except Exception as exc:  # noqa: BLE001 - an uncaught exception would turn the stream into an echo
             self.session.channel.record_error(f"{type(exc).__name__}: {exc}")

@@ -18,6 +18,7 @@ from stream_app.modes import ModeSpec
 from stream_app.ui import common
 from stream_app.ui.channel import LiveFrameHandler, LiveSession
 from stream_app.ui.panel import NO_CONNECTION_AFTER_S, counts_csv_bytes, no_connection_lines, panel_lines
+from stream_app.ui.recording import LiveRecording
 
 
 def rtc_configuration() -> dict | None:
@@ -102,13 +103,37 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
                                key=f"{key}-csv")
 
 
+def recording_downloads(recording: LiveRecording, playing: bool, finishing: bool, record: bool) -> None:
+    """After STOP: the recorded MP4 and JSONL as downloads. While the recorder is still finishing the MP4 this runs
+    as a fragment every second, and redraws the whole page once the files are ready."""
+    if playing:
+        if record:
+            st.caption("Recording: the annotated video and each frame's results; press STOP to finish.")
+        return
+    if recording.mp4 is None:
+        return
+    done = recording.finished()
+    if done is None:
+        st.caption("Finishing the recording...")
+        return
+    if finishing:
+        st.rerun(scope="app")
+    st.caption(f"Recorded {done.frames} frames; {done.records} results")
+    cols = st.columns(2)
+    cols[0].download_button("Recording (MP4)", data=done.mp4.read_bytes, file_name=done.mp4.name, mime="video/mp4",
+                            on_click="ignore", key="live-dl-mp4")
+    cols[1].download_button("Results per frame (JSONL)", data=done.jsonl.read_bytes, file_name=done.jsonl.name,
+                            mime="application/jsonl", on_click="ignore", key="live-dl-jsonl")
+
+
 def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, media_stream_constraints: dict,
                 caption: str, player_factory: Callable | None = None, component_key: str | None = None,
-                title: str | None = None) -> None:
+                title: str | None = None, recording: LiveRecording | None = None, record: bool = False) -> None:
     """The component (``mode``: SENDRECV for a camera, RECVONLY with ``player_factory`` for a file) on the left,
     the panel on the right. ``page`` names this browser session's processors (``<page>_sessions``), the buttons and
     the panel (``.st-key-<page>-panel``, which the browser test reads); ``component_key`` the component (default
-    ``page``)."""
+    ``page``). With ``recording``, every result goes to it, and with ``record`` the annotated video too
+    (streamlit-webrtc's ``out_recorder_factory``); its downloads appear under the component after STOP."""
     session = get_session(f"{page}_sessions", spec, settings)
     rtc = rtc_configuration()
     if session is None or rtc is None:
@@ -121,10 +146,16 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
             rtc_configuration=rtc,
             media_stream_constraints=media_stream_constraints,
             player_factory=player_factory,
-            video_frame_callback=LiveFrameHandler(session, spec.annotate),
+            video_frame_callback=LiveFrameHandler(session, spec.annotate,
+                                                  on_result=recording.write if recording else None),
             async_processing=True,
+            out_recorder_factory=recording.recorder_factory if recording and record else None,
         )
         st.caption(caption)
+        if recording is not None:
+            finishing = not ctx.state.playing and recording.mp4 is not None and recording.finished() is None
+            st.fragment(recording_downloads, run_every=1.0 if finishing else None)(recording, ctx.state.playing,
+                                                                                    finishing, record)
     with right:
         if title:
             st.subheader(title)
