@@ -279,14 +279,34 @@ def _import_ray():
     return ray
 
 
-def ray_init(address: str | None, jobs: int, threads: int):
+def _check_reachable(address: str) -> None:
+    """Fail within seconds when nothing listens at ``host:port`` (``ray.init`` would keep retrying for minutes)."""
+    host, sep, port = address.rpartition(":")
+    if "://" in address or not sep or not port.isdigit():
+        return  # "auto", ray://..., or no port: left to Ray
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise BatchError(f"Ray at {address} could not be reached ({exc.__class__.__name__}: {exc}); is "
+                         "`ray start --head` running there?") from None
+
+
+def ray_connect(address: str | None, jobs: int, threads: int):
     """Connect to the cluster at ``address``, or start a Ray on this machine for the run (no dashboard, no usage
-    statistics: nothing leaves the machine)."""
+    statistics: nothing leaves the machine). Returns ``(ray, jobs)`` with ``jobs`` lowered to fit the cluster's CPUs.
+
+    Ray >= 2.59 starts clusters (``ray start --head``) with token authentication; a driver that connects to one must
+    be in token mode too, so ``RAY_AUTH_MODE`` defaults to ``token`` with ``--address`` (the token is read from
+    ``~/.ray/auth_token`` or ``RAY_AUTH_TOKEN``; a cluster started with ``RAY_AUTH_MODE=disabled`` needs the same
+    setting here)."""
     ray = _import_ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     kwargs = dict(include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    if address:
+        _check_reachable(address)
     try:
         if address:
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
             ray.init(address=address, **kwargs)
         else:
             # Ray schedules actors by logical CPUs: give the local Ray enough for the jobs asked for.
@@ -294,7 +314,14 @@ def ray_init(address: str | None, jobs: int, threads: int):
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise BatchError(f"Ray at {address or 'this machine'} could not be reached: {' '.join(str(exc).split())}") \
             from None
-    return ray
+    cpus = int(ray.cluster_resources().get("CPU", 0))
+    if cpus < threads:
+        ray.shutdown()
+        raise BatchError(f"the Ray cluster has {cpus} CPUs, fewer than --threads {threads}")
+    if jobs * threads > cpus:
+        jobs = max(1, cpus // threads)
+        print(f"batch: the Ray cluster has {cpus} CPUs: {jobs} workers of {threads} threads", file=sys.stderr)
+    return ray, jobs
 
 
 class RayProgress:
@@ -326,46 +353,35 @@ class _RayWorker(Worker):
         return self.run(task, reporter)
 
 
-def run_ray(tasks: list[Task], plan: Plan, jobs: int, progress: Progress, done: Done,
-            address: str | None = None) -> None:
+def run_ray(ray, tasks: list[Task], plan: Plan, jobs: int, progress: Progress, done: Done) -> None:
     """``jobs`` Ray actors (``num_cpus`` = the thread budget each), each taking the next video when it finishes one;
-    an actor that dies (its node lost) is replaced and its video recorded as failed."""
-    ray = ray_init(address, jobs, plan.threads)
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 0))
-        if cpus < plan.threads:
-            raise BatchError(f"the Ray cluster has {cpus} CPUs, fewer than --threads {plan.threads}")
-        if jobs * plan.threads > cpus:
-            jobs = max(1, cpus // plan.threads)
-            print(f"batch: the Ray cluster has {cpus} CPUs: {jobs} workers of {plan.threads} threads",
-                  file=sys.stderr)
-        actor_cls = ray.remote(num_cpus=plan.threads)(_RayWorker)
-        reporter = _RayReporter(ray.remote(num_cpus=0)(RayProgress).remote())
-        queue = list(tasks)
-        running: dict = {}
+    an actor that dies (its node lost) is replaced and its video recorded as failed. ``ray``: connected by
+    :func:`ray_connect`."""
+    actor_cls = ray.remote(num_cpus=plan.threads)(_RayWorker)
+    reporter = _RayReporter(ray.remote(num_cpus=0)(RayProgress).remote())
+    queue = list(tasks)
+    running: dict = {}
 
-        def start(actor) -> None:
-            task = queue.pop(0)
-            running[actor.run_reporting.remote(task, reporter)] = (actor, task)
+    def start(actor) -> None:
+        task = queue.pop(0)
+        running[actor.run_reporting.remote(task, reporter)] = (actor, task)
 
-        for _ in range(min(jobs, len(queue))):
-            start(actor_cls.remote(plan))
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_EVERY_S)
-            for name, (done_frames, total) in ray.get(reporter.actor.take.remote()).items():
-                progress(name, done_frames, total)
-            for ref in ready:
-                actor, task = running.pop(ref)
-                try:
-                    done(ray.get(ref))
-                except ray.exceptions.RayError as exc:
-                    done(_failed_row(task, f"worker failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"))
-                    ray.kill(actor)
-                    actor = actor_cls.remote(plan)
-                if queue:
-                    start(actor)
-    finally:
-        ray.shutdown()
+    for _ in range(min(jobs, len(queue))):
+        start(actor_cls.remote(plan))
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=PROGRESS_EVERY_S)
+        for name, (done_frames, total) in ray.get(reporter.actor.take.remote()).items():
+            progress(name, done_frames, total)
+        for ref in ready:
+            actor, task = running.pop(ref)
+            try:
+                done(ray.get(ref))
+            except ray.exceptions.RayError as exc:
+                done(_failed_row(task, f"worker failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"))
+                ray.kill(actor)
+                actor = actor_cls.remote(plan)
+            if queue:
+                start(actor)
 
 
 # ---- the driver -------------------------------------------------------------------------------------------------------
@@ -431,9 +447,7 @@ def run_batch(inputs: list[str], mode: str, out_dir: str | Path, settings: dict 
     get_mode(mode)
     if engine not in ("local", "ray"):
         raise BatchError(f"--engine {engine!r}: expected local or ray")
-    if engine == "ray":
-        _import_ray()
-    elif address:
+    if engine == "local" and address:
         raise BatchError("--address needs --engine ray")
     out = Path(out_dir).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -457,6 +471,9 @@ def run_batch(inputs: list[str], mode: str, out_dir: str | Path, settings: dict 
     cores = os.cpu_count() or 1
     jobs = jobs or max(1, min(len(todo), cores))
     threads = threads or max(1, cores // min(jobs, cores))
+    ray = None
+    if engine == "ray" and todo:
+        ray, jobs = ray_connect(address, jobs, threads)  # before the progress bars: it may fail
     plan = Plan(mode, dict(settings or {}), str(out), threads)
     summary_path = out / "summary.csv"
 
@@ -476,11 +493,13 @@ def run_batch(inputs: list[str], mode: str, out_dir: str | Path, settings: dict 
     write_summary(summary_path, ordered())
     try:
         if todo:
-            if engine == "ray":
-                run_ray(todo, plan, jobs, progress, done, address)
+            if ray is not None:
+                run_ray(ray, todo, plan, jobs, progress, done)
             else:
                 run_local(todo, plan, jobs, progress, done)
     finally:
+        if ray is not None:
+            ray.shutdown()
         if bars:
             bars.close()
         write_summary(summary_path, ordered())

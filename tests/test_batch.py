@@ -121,6 +121,22 @@ def test_batch_that_cannot_start_exits_2(tmp_path, capsys):
     assert main(["batch", str(tmp_path / "none*.mp4"), "--mode", "motion", "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'none*.mp4'}: the pattern matches no video"
     assert main(["batch", str(tmp_path), "--mode", "motion", "--out", str(tmp_path / "o"), "--address", "x"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --address needs --engine ray"
+
+
+def test_unreachable_ray_cluster_exits_2_at_once(tmp_path, capsys):
+    import socket
+
+    video = make_videos(tmp_path, 1, frames=2)[0]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"  # nothing listens there once the socket is closed
+    start = time.monotonic()
+    assert main(["batch", str(video), "--mode", "motion", "--out", str(tmp_path / "o"), "--engine", "ray",
+                 "--address", address]) == 2
+    assert time.monotonic() - start < 60
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: Ray at {address} could not be reached (Connection")
 
 
 @pytest.mark.slow
