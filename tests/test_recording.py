@@ -60,7 +60,8 @@ def test_recording_gives_a_playable_mp4_and_the_results_jsonl(tmp_path):
     assert done is not None and done.mp4.suffix == ".mp4" and done.jsonl.suffix == ".jsonl"
     info = probe_video(done.mp4)
     assert (info.width, info.height) == (320, 240) and info.codec == "h264"
-    assert 20 <= sum(1 for _ in iter_video(done.mp4)) <= 60 and done.frames >= 20
+    frames = sum(1 for _ in iter_video(done.mp4))  # ~30 (45 sent, every third a repeat); fewer on a busy machine
+    assert 5 <= frames <= 60 and done.frames == frames
     lines = [json.loads(line) for line in done.jsonl.read_text().splitlines()]
     assert done.records == len(lines) == 5
     assert [r["frame"] for r in lines] == list(range(5)) and [r["time_s"] for r in lines] == [0, 0.1, 0.2, 0.3, 0.4]
