@@ -161,11 +161,9 @@ class Worker:
             self.spec.warm_up()
         self.where = f"{socket.gethostname()}:{os.getpid()}"
 
-    def ready(self) -> str:
-        return self.where
-
     def run(self, task: Task, progress: Progress | None = None) -> dict:
-        """Process one video into its outputs; never raises: a failure is the row's status and message."""
+        """Process one video into its outputs; a failure is the row's status and message. Ctrl-C (the run stopped
+        part-way) raises :class:`KeyboardInterrupt` and leaves the outputs incomplete, so a re-run redoes the video."""
         from stream_app.pipeline import process_video
 
         start = time.perf_counter()
@@ -190,6 +188,8 @@ class Worker:
             processor = self.spec.create(**self.plan.settings)
             summary = process_video(task.video, processor, parts["mp4"], parts["jsonl"], report,
                                     counts_csv=parts["csv"])
+            if summary.stopped != "end":
+                raise KeyboardInterrupt
             for key in ("mp4", "jsonl", "csv"):
                 os.replace(parts[key], paths[key])
             seconds = time.perf_counter() - start

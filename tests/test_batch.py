@@ -140,7 +140,8 @@ def test_unreachable_ray_cluster_exits_2_at_once(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_killed_batch_resumes_without_redoing_finished_videos(tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_killed_batch_resumes_without_redoing_finished_videos(tmp_path, stop):
     videos = make_videos(tmp_path / "in", 6, frames=90)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "stream_app", "batch", str(tmp_path / "in"), "--mode", "motion", "--out", str(out),
@@ -150,7 +151,7 @@ def test_killed_batch_resumes_without_redoing_finished_videos(tmp_path):
         deadline = time.monotonic() + 120
         while len(list(out.glob("*.done.json"))) < 2 and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.kill(proc.pid, stop)
     finally:
         proc.wait(timeout=30)
     finished = {p.name.removesuffix(".done.json") for p in out.glob("*.done.json")}
@@ -163,3 +164,4 @@ def test_killed_batch_resumes_without_redoing_finished_videos(tmp_path):
     assert {name: out.joinpath(name).stat().st_mtime_ns for name in stamps} == stamps
     assert not list(out.glob("*.part*"))
     assert all(row["status"] == "ok" for row in summary_rows(out).values())
+    assert all(len(path.read_text().splitlines()) == 90 for path in out.glob("*.jsonl"))  # none cut short
