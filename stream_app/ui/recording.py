@@ -32,9 +32,12 @@ def _recording_track(source):
     streamlit-webrtc re-sends its last annotated frame while the callback is busy, re-stamping the same frame object
     that also goes to the browser, and Chromium lowers the camera's resolution when the machine is busy; fed as they
     are, equal timestamps or a new size make the MP4 muxer fail at STOP (EINVAL) and the recording is lost. The copy
-    keeps the frame that goes back to the browser untouched."""
+    keeps the frame that goes back to the browser untouched. It is made with a reformatter of this track's own:
+    ``frame.reformat()`` would use the frame's cached one, which aiortc's encoder thread uses on the same frame at the
+    same time (that crashed the server in libswscale)."""
     import av
     from aiortc import MediaStreamTrack
+    from av.video.reformatter import VideoReformatter
 
     class RecordingTrack(MediaStreamTrack):
         kind = source.kind
@@ -44,6 +47,7 @@ def _recording_track(source):
             self._size: tuple[int, int] | None = None
             self._t0: float | None = None
             self._last_tick = -1
+            self._reformatter = VideoReformatter()
 
         async def recv(self):
             while True:
@@ -56,9 +60,9 @@ def _recording_track(source):
                 if tick <= self._last_tick:
                     continue
                 self._size = self._size or (frame.width, frame.height)
-                out = frame.reformat(width=self._size[0], height=self._size[1], format="yuv420p")
-                if out is frame:
-                    out = av.VideoFrame.from_ndarray(frame.to_ndarray(format="yuv420p"), format="yuv420p")
+                out = self._reformatter.reformat(frame, width=self._size[0], height=self._size[1], format="yuv420p")
+                if out is frame:  # already yuv420p at that size: copy the planes
+                    out = av.VideoFrame.from_ndarray(frame.to_ndarray(), format="yuv420p")
                 out.pts, out.time_base = tick, Fraction(1, RECORD_FPS)
                 self._last_tick = tick
                 return out
