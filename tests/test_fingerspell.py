@@ -323,7 +323,7 @@ def test_stream_spells_a_held_letter(rf_test_photo):
         letters = [proc.process(image, i / 30).extras.letter for i in range(20)]
         assert proc.process(np.zeros((416, 416, 3), np.uint8), 0.7).extras.letter is None
         assert proc.speller.text and set(proc.speller.text) <= set(letters)
-        proc.actions()["Clear"]()
+        proc.actions()["Clear text"]()
         assert proc.speller.text == ""
     finally:
         proc.close()

@@ -374,7 +374,7 @@ def test_live_mode_never_waits_for_the_detector_and_resets_counts(shared_data):
         assert found
         assert any(d.track_id is not None for d in result.detections if d.label == "WBC")
         assert np.median(times) < 0.03  # frames flow while the detector works in the background
-        proc.actions()["Reset counts"]()
+        proc.actions()["Reset WBC counts"]()
         assert proc.process(frame, i / 30).counts["WBC unique"] == 0
     finally:
         proc.close()

@@ -20,7 +20,7 @@ from stream_app.results import FrameResult
 from stream_app.synthetic import moving_shapes
 from stream_app.ui.channel import LiveFrameHandler, LiveSession, PanelState, RateMeter, ResultChannel
 from stream_app.ui.controls import changed_settings, control_for, controls_for
-from stream_app.ui.panel import counts_csv_bytes, panel_lines, result_lines
+from stream_app.ui.panel import counts_csv_bytes, panel_lines, result_lines, timings_line
 
 
 class FakeClock:
@@ -66,7 +66,13 @@ def test_channel_counts_frames_errors_and_keeps_the_newest_result():
     assert snap.frames == 11 and snap.errors == 2
     assert snap.last_error == "RuntimeError: annotate failed"
     assert snap.result.error == "ValueError: bad"
-    assert snap.fps == pytest.approx(10.0, rel=0.05)
+    assert snap.processed_fps == pytest.approx(10.0, rel=0.05)
+    assert snap.fps == 0.0  # nothing went out yet: the channel only counts frames the DeliveryMeter reports sent
+    for i in range(5):
+        channel.delivered(1, at=clock.now - 0.4 + 0.1 * i)
+    channel.delivered(0, dropped=2)
+    snap = channel.snapshot()
+    assert snap.fps == pytest.approx(10.0, rel=0.05) and snap.undelivered == 2
     assert snap.latency_ms == 5.0
     rows = channel.counts_rows()
     assert len(rows) == 10 and snap.counts_rows == 10
@@ -300,12 +306,17 @@ def test_panel_lines_show_counters_and_the_result():
     result = FrameResult(mode="fingerspell", top_k=[("B", 0.91), ("D", 0.05)],
                          extras=FingerspellExtras(letter="B", letter_score=0.91, text="AB"), counts={"WBC": 2},
                          timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
-    lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, errors=1, result=result, size=(640, 480)))
-    assert lines[:4] == ["frames processed: 42 at 640x480", "fps: 27.6", "latency (callback, median): 12.2 ms",
-                         "errors: 1"]
+    state = PanelState(frames=42, fps=27.64, processed_fps=27.8, latency_ms=12.25, errors=1, result=result,
+                       size=(640, 480))
+    lines = panel_lines(state)
+    assert lines[:4] == ["frames processed: 42 at 640x480", "fps: 27.6 sent to the browser",
+                         "latency (callback, median): 12.2 ms", "errors: 1"]
     assert "letter: B (91%)" in lines and "top-k: B 0.91, D 0.05" in lines and "text: AB" in lines
     assert "WBC: 2" in lines and "warning: no hand" in lines
-    assert lines[-1] == "timings: hand 6.0 ms, total 12.5 ms"
+    assert lines[-1] == "timings: callback 12.5 ms (hand 6.0)"
+    assert panel_lines(state, running=False)[1] == "fps: 0.0 (not streaming)"  # after STOP, not the last rate
+    slower = panel_lines(PanelState(frames=9, fps=20.0, processed_fps=23.0, undelivered=3))[1]
+    assert slower == "fps: 20.0 sent to the browser (processed 23.0/s; 3 processed, never sent)"
     assert result_lines(None) == ["no frame processed yet"]
     assert result_lines(FrameResult(mode="m")) == ["(nothing found in this frame)"]
 
@@ -354,3 +365,78 @@ def test_live_session_closes_its_processor_when_dropped():
     explicit.close()
     explicit.close()  # once only
     assert len(closed) == 2
+
+
+def test_timings_line_keeps_the_background_model_apart_from_the_callback():
+    live = FrameResult(mode="leukocyte", timings_ms={"preprocess": 1.5, "detect (background)": 64.0, "track": 0.3,
+                                                     "total": 2.2})
+    assert timings_line(live, live=True) == "callback 2.2 ms (preprocess 1.5, track 0.3); model (background) detect 64.0 ms"
+    still = FrameResult(mode="motion", timings_ms={"subtract": 3.0, "total": 3.4})
+    assert timings_line(still) == "total 3.4 ms (subtract 3.0)"
+    assert timings_line(FrameResult(mode="m")) == "" and timings_line(None) == ""
+
+
+def test_delivery_meter_counts_what_streamlit_webrtc_really_sends():
+    """The real ``AsyncVideoProcessTrack`` (async_processing=True) with a 30 fps source and a sender that asks for a
+    frame now and then: the frames it sends that the callback made are what the meter calls sent; the rest of the
+    processed ones it calls never sent."""
+    import asyncio
+    import fractions
+    import time as _time
+
+    from aiortc import MediaStreamTrack
+    from streamlit_webrtc.models import CallbackAttachableProcessor
+    from streamlit_webrtc.process import AsyncVideoProcessTrack
+
+    class Camera(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        async def recv(self):
+            await asyncio.sleep(1 / 30)
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = self.n * 3000, fractions.Fraction(1, 90000)
+            self.n += 1
+            return frame
+
+    class Slowish(Processor):
+        mode = "slowish"
+
+        def __init__(self) -> None:
+            super().__init__(None)
+            self.n = 0
+
+        def _process(self, frame, timestamp_s):
+            self.n += 1
+            _time.sleep((0.002, 0.045, 0.01)[self.n % 3])  # now faster, now slower than the camera
+            return FrameResult(mode=self.mode)
+
+    session = LiveSession(Slowish())
+    handler = LiveFrameHandler(session, lambda image, result: image)
+    made: list = []
+    real_returned = session.delivery.returned
+    session.delivery.returned = lambda frame: (made.append(frame), real_returned(frame))[1]
+
+    async def run() -> list:
+        track = AsyncVideoProcessTrack(Camera(), CallbackAttachableProcessor(handler, None, None))
+        got, last = [], None
+        for i in range(150):
+            frame = await track.recv()
+            if frame is not last:
+                got.append(frame)
+            last = frame
+            await asyncio.sleep((0.0, 0.03, 0.06)[i % 3])  # the encoder, sometimes slower than the camera
+        track.stop()
+        return got
+
+    got = asyncio.run(run())
+    session.delivery.give_up_s = 0.0
+    session.delivery.check()
+    snap = session.channel.snapshot()
+    sent = sum(1 for f in got if any(f is m for m in made))
+    print(f"[delivery] processed {snap.frames}, never sent {snap.undelivered}, sent {sent}")
+    assert len(made) == snap.frames and snap.undelivered > 0  # this pacing does make streamlit-webrtc drop some
+    assert snap.frames - snap.undelivered == pytest.approx(sent, abs=2), (snap.frames, snap.undelivered, sent)

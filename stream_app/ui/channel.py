@@ -7,6 +7,15 @@ silently turns the stream into a plain echo (streamlit-webrtc issue 2103). So :c
 everything, counts it in the channel and returns the raw frame; the page polls :meth:`ResultChannel.snapshot`.
 A plain ``threading.Lock`` around a small state object is enough: the page only ever wants the newest state, never
 a backlog, so a queue would just have to be drained.
+
+**Delivered, not processed.** With ``async_processing`` streamlit-webrtc (0.79, ``process.AsyncMediaProcessTrack``)
+runs the callback in a worker thread and queues its output; each frame the WebRTC sender asks for takes the oldest
+queued annotated frame, re-stamped with the newest input frame's ``pts``, or re-sends the last one. When the callback
+finishes two frames between two such requests, the queue keeps the oldest and throws the others away: processed, never
+shown. Counting callback runs therefore read ~13% above what the browser got (issue 12). :class:`DeliveryMeter` tells
+the two apart by that re-stamp: an annotated frame whose ``pts`` changed after the callback returned it went out; one
+older than a frame that went out, or left for :attr:`DeliveryMeter.give_up_s`, was thrown away. The panel's fps is
+the delivered rate; frames processed but not delivered are counted too.
 """
 
 from __future__ import annotations
@@ -62,10 +71,13 @@ class RateMeter:
 
 @dataclass(frozen=True)
 class PanelState:
-    """A consistent copy of what the side panel shows."""
+    """A consistent copy of what the side panel shows: ``fps`` is the delivered rate (:class:`DeliveryMeter`),
+    ``processed_fps`` the callback's, ``undelivered`` the annotated frames that never went out."""
 
     frames: int = 0
     fps: float = 0.0
+    processed_fps: float = 0.0
+    undelivered: int = 0
     latency_ms: float | None = None
     errors: int = 0
     last_error: str | None = None
@@ -85,6 +97,8 @@ class ResultChannel:
         self._lock = threading.Lock()
         self._clock = clock
         self._meter = RateMeter()
+        self._delivered = RateMeter()
+        self._undelivered = 0
         self._rows: deque[dict] = deque(maxlen=max_rows)
         self._frames = 0
         self._errors = 0
@@ -109,6 +123,15 @@ class ResultChannel:
             if result.counts:
                 self._rows.append({"time_s": round(now - self._start, 3), **result.counts})
 
+    def delivered(self, sent: int = 1, dropped: int = 0, at: float | None = None) -> None:
+        """``sent`` annotated frames went out to the browser (at the clock time ``at``, default now); ``dropped``
+        were processed but thrown away (:class:`DeliveryMeter`)."""
+        now = self._clock() if at is None else at
+        with self._lock:
+            for _ in range(sent):
+                self._delivered.tick(now)
+            self._undelivered += dropped
+
     def record_error(self, message: str) -> None:
         """An exception outside the processor (conversion, annotation): counted and kept for the page."""
         with self._lock:
@@ -118,8 +141,8 @@ class ResultChannel:
     def snapshot(self) -> PanelState:
         now = self._clock()
         with self._lock:
-            return PanelState(frames=self._frames, fps=self._meter.fps(now), latency_ms=self._meter.latency_ms(),
-                              errors=self._errors, last_error=self._last_error, result=self._result,
+            return PanelState(frames=self._frames, fps=self._delivered.fps(now), processed_fps=self._meter.fps(now),
+                              undelivered=self._undelivered, latency_ms=self._meter.latency_ms(), errors=self._errors, last_error=self._last_error, result=self._result,
                               size=self._size, counts_rows=len(self._rows))
 
     def counts_rows(self) -> list[dict]:
@@ -129,12 +152,53 @@ class ResultChannel:
     def reset(self) -> None:
         with self._lock:
             self._meter = RateMeter()
+            self._delivered = RateMeter()
+            self._undelivered = 0
             self._rows.clear()
             self._frames = self._errors = 0
             self._last_error = None
             self._result = None
             self._size = None
             self._start = None
+
+
+class DeliveryMeter:
+    """Which annotated frames went out to the browser (see the module docstring): :meth:`returned` is told of each
+    frame the callback hands back, :meth:`check` (at the start of the next callback) reports to the channel the ones
+    whose ``pts`` streamlit-webrtc has re-stamped since (sent), and the ones that can no longer go (dropped). Only the
+    callback's thread calls it. A frame without ``pts`` cannot be followed and counts as sent."""
+
+    give_up_s = 2.0
+
+    def __init__(self, channel: "ResultChannel", clock: Callable[[], float] = time.monotonic) -> None:
+        self.channel, self.clock = channel, clock
+        self._pending: deque[tuple[Any, Any, float]] = deque()  # (frame, pts when returned, time returned)
+
+    def returned(self, frame: Any) -> None:
+        pts = getattr(frame, "pts", None)
+        if pts is None:
+            self.channel.delivered(1)
+            return
+        self._pending.append((frame, pts, self.clock()))
+
+    def check(self) -> None:
+        if not self._pending:
+            return
+        now = self.clock()
+        sent_at = [i for i, (frame, pts, _) in enumerate(self._pending) if frame.pts != pts]
+        last_sent = sent_at[-1] if sent_at else -1
+        sent = dropped = 0
+        keep: deque = deque()
+        for i, item in enumerate(self._pending):
+            if i in sent_at:
+                sent += 1
+            elif i < last_sent or now - item[2] > self.give_up_s:
+                dropped += 1
+            else:
+                keep.append(item)
+        self._pending = keep
+        if sent or dropped:
+            self.channel.delivered(sent, dropped)
 
 
 def _close_quietly(processor: Any) -> None:
@@ -154,6 +218,7 @@ class LiveSession:
         self.processor = processor
         self.lock = threading.Lock()
         self.channel = channel or ResultChannel()
+        self.delivery = DeliveryMeter(self.channel)  # here, not in the handler: the page makes a handler every run
         # A live processor may run a background thread; when the browser session's state is dropped (Streamlit
         # forgets closed sessions), this object goes with it and the processor is closed.
         self._finalizer = weakref.finalize(self, _close_quietly, processor)
@@ -209,6 +274,7 @@ class LiveFrameHandler:
         import av
 
         start = self.clock()
+        self.session.delivery.check()
         try:
             image = frame.to_ndarray(format="rgb24")
             time_s = self._timestamp(frame)
@@ -220,8 +286,10 @@ class LiveFrameHandler:
             self.session.channel.publish(result, (self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]))
             if self.on_result is not None:
                 self.on_result(result, time_s)
+            self.session.delivery.returned(new)
             return new
         except Exception as exc:  # noqa: BLE001 - an uncaught exception would turn the stream into an echo
             self.session.channel.record_error(f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
+            self.session.delivery.returned(frame)
             return frame

@@ -30,23 +30,50 @@ def result_lines(result: FrameResult | None) -> list[str]:
     return lines or ["(nothing found in this frame)"]
 
 
-def panel_lines(state: PanelState) -> list[str]:
-    """The side panel's text: processed-frame counter, fps, latency, errors, then the current result."""
+def panel_lines(state: PanelState, running: bool = True) -> list[str]:
+    """The side panel's text: processed-frame counter, fps, latency, errors, then the current result.
+
+    ``fps`` is the rate of annotated frames sent to the browser (:class:`~stream_app.ui.channel.DeliveryMeter`), with
+    the callback's rate beside it when they differ; 0 once the stream has stopped (``running=False``)."""
     latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
     size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
-    lines = [f"frames processed: {state.frames}{size}", f"fps: {state.fps:.1f}",
-             f"latency (callback, median): {latency}", f"errors: {state.errors}"]
+    if not running:
+        fps = "fps: 0.0 (not streaming)"
+    else:
+        fps = f"fps: {state.fps:.1f} sent to the browser"
+        if abs(state.processed_fps - state.fps) >= 0.5 or state.undelivered:
+            fps += f" (processed {state.processed_fps:.1f}/s; {state.undelivered} processed, never sent)"
+    lines = [f"frames processed: {state.frames}{size}", fps, f"latency (callback, median): {latency}",
+             f"errors: {state.errors}"]
     lines += result_lines(state.result)
-    timings = timings_line(state.result)
+    timings = timings_line(state.result, live=True)
     if timings:
         lines.append(f"timings: {timings}")
     return lines
 
 
-def timings_line(result: FrameResult | None) -> str:
+BACKGROUND = " (background)"
+
+
+def timings_line(result: FrameResult | None, live: bool = False) -> str:
+    """``total`` first, named "callback" on a live stream, with its stages in brackets; stages that ran in a
+    background thread (keys ending in " (background)", e.g. the leukocyte detector) apart, as "model (background)",
+    since they are not part of the frame's time."""
     if result is None or not result.timings_ms:
         return ""
-    return ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+    timings = dict(result.timings_ms)
+    total = timings.pop("total", None)
+    background = {k[:-len(BACKGROUND)]: v for k, v in timings.items() if k.endswith(BACKGROUND)}
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in timings.items() if not k.endswith(BACKGROUND))
+    name = "callback" if live else "total"
+    parts = []
+    if total is not None:
+        parts.append(f"{name} {total:.1f} ms" + (f" ({stages})" if stages else ""))
+    elif stages:
+        parts.append(f"{stages} ms")
+    if background:
+        parts.append("model (background) " + ", ".join(f"{k} {v:.1f} ms" for k, v in background.items()))
+    return "; ".join(parts)
 
 
 def counts_csv_bytes(rows: list[dict]) -> bytes:

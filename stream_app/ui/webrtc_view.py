@@ -48,13 +48,20 @@ def get_session(store: str, spec: ModeSpec, settings: dict) -> LiveSession | Non
     return session
 
 
+RESET_ALL = "Reset all"
+
+
 def action_buttons(session: LiveSession, key: str) -> None:
-    labels = ["Reset"] + list(session.processor.actions())
+    """"Reset all" (the panel's counters and everything the mode keeps) and the mode's own buttons, whose labels say
+    what they change ("Clear text", "Reset WBC counts")."""
+    labels = [RESET_ALL] + list(session.processor.actions())
     cols = st.columns(min(len(labels), 4))
     for i, label in enumerate(labels):
-        if cols[i % len(cols)].button(label, key=f"{key}-action-{label}", width="stretch"):
+        help_text = ("Start over: the panel's frame counters and fps, and everything the mode keeps (spelled text, "
+                     "cell tracks and counts)" if label == RESET_ALL else None)
+        if cols[i % len(cols)].button(label, key=f"{key}-action-{label}", width="stretch", help=help_text):
             try:
-                session.reset() if label == "Reset" else session.run_action(label)
+                session.reset() if label == RESET_ALL else session.run_action(label)
             except Exception as exc:  # noqa: BLE001
                 st.error(f"{label} failed: {type(exc).__name__}: {exc}")
 
@@ -82,7 +89,7 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
     snap = session.channel.snapshot()
     with st.container(key=f"{key}-panel", border=True):
         _no_connection(key, started, snap.frames, camera)
-        st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
+        st.code("\n".join(panel_lines(snap, running=started)), language=None, wrap_lines=True)
         result = snap.result
         headline = result.extras.headline() if result is not None and result.extras is not None else None
         if headline is not None:

@@ -113,7 +113,7 @@ class FingerspellProcessor(Processor):
         self._reader.forget()
 
     def actions(self) -> dict:
-        return {"Space": self.speller.space, "Delete": self.speller.delete, "Clear": self.speller.clear}
+        return {"Space": self.speller.space, "Delete letter": self.speller.delete, "Clear text": self.speller.clear}
 
     def close(self) -> None:
         for finder in self._finders.values():

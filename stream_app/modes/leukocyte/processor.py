@@ -18,10 +18,11 @@ Counts: ``WBC in view``, ``WBC unique`` (since the last reset; a cell counts onc
 ``WBC unique min`` and ``WBC unique max`` (equal to ``WBC unique`` while the count is certain; otherwise the true number
 lies between them and ``warning`` says why: the slide position was lost and not found again, or cells crossed the view
 in fewer detections than ``min_hits``; :mod:`.tracking`), ``RBC in view``, ``Platelets in view``. Timings:
-``preprocess`` (resize + motion), ``detect`` (sync; in live mode the latest background run; all tiles), ``track``,
-and ``scale`` on a frame where the scale was estimated. ``extras`` (:class:`LeukocyteExtras`, JSONL ``text``): the
-cell scale in use (RBC size in pixels, magnification relative to the training fields, micrometres per pixel);
-``warning``: "no red cells found ..." while no scale shows cells.
+``preprocess`` (resize + motion), ``detect`` (files; all tiles) or ``detect (background)`` (live: the latest
+background run, not part of the frame's ``total``), ``track``, and ``scale`` on a frame where the scale was estimated.
+``extras`` (:class:`LeukocyteExtras`, JSONL ``text``): the cell scale in use (RBC size in pixels, magnification
+relative to the training fields, micrometres per pixel); ``warning``: "no red cells found ..." while no scale shows
+cells.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class LeukocyteProcessor(Processor):
         self._counter.reset()
 
     def actions(self):
-        return {"Reset counts": self.reset_counts}
+        return {"Reset WBC counts": self.reset_counts}
 
     def close(self) -> None:
         with self._cv:
@@ -321,7 +322,9 @@ class LeukocyteProcessor(Processor):
                 warning = "; ".join(w for w in (warning, "no red cells found at any scale: is the smear in view and "
                                                          "in focus?") if w)
         result.warning = warning
-        result.timings_ms = {"preprocess": prep_ms, "detect": detect_ms, "track": track_ms}
+        # live: the detector runs in the background, so its time is not part of this frame's (the panel says so)
+        result.timings_ms = {"preprocess": prep_ms, "detect (background)" if self.live else "detect": detect_ms,
+                             "track": track_ms}
         if scale_ms is not None:
             result.timings_ms["scale"] = scale_ms
         return result
