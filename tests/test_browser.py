@@ -466,3 +466,32 @@ def test_live_page_says_what_to_check_when_no_connection_forms(app_url, network,
         _screenshot(driver, "no_connection")
     finally:
         driver.quit()
+
+
+@pytest.mark.data
+def test_replay_of_a_fingerspelling_video_shows_its_letters_and_text(app_url, browser, rf_test_photo, tmp_path):
+    """A 3-second video of a held ASL "B" (a Roboflow test photo, made into an MP4 here) processed on the Replay
+    page: the page shows the spelled text and the letters seen with their times, and offers no counts CSV."""
+    from selenium.webdriver.common.by import By
+
+    from stream_app.synthetic import write_video
+
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[32:448, 112:528] = rf_test_photo("B19")
+    video = write_video(tmp_path / "held_b.mp4", (frame for _ in range(90)), fps=30)
+    driver = browser
+    driver.get(f"{app_url}/replay?mode=fingerspell")
+    body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    _poll(lambda: "Upload a video or pick a sample." in body(), timeout=120, what="the Replay page")
+    _poll(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=file]"), timeout=30,
+          what="the file input").send_keys(str(video))
+    _poll(lambda: "90 frames" in body(), timeout=60, what="the video's description", context=body)
+    _poll(lambda: _button(driver, "Process"), timeout=30, what="the Process button").click()
+    _poll(lambda: "held_b.mp4 with fingerspell: 90 frames" in body(), timeout=240, interval=1.0,
+          what="the video processed", context=body)
+    text = _poll(lambda: (lambda t: t if "Letters seen" in t else None)(body()), timeout=30, what="the letters",
+                 context=body)
+    print(f"[browser test] replay of a held B:\n{text[text.index('Spelled text'):][:300]}")
+    assert "Spelled text" in text and re.search(r"^B 0\.\d-\d\.\d s", text, re.M), text
+    assert "Counts over time" not in text and "Per-frame JSONL" in text
+    _screenshot(driver, "replay_fingerspell")

@@ -16,7 +16,7 @@ from stream_app.annotators import annotate
 from stream_app.modes import get_mode, mode_names, setting
 from stream_app.modes.base import ModeSpec, Processor
 from stream_app.modes.fingerspell.processor import FingerspellExtras
-from stream_app.results import FrameResult
+from stream_app.results import Detections, FrameResult
 from stream_app.synthetic import moving_shapes
 from stream_app.ui.channel import LiveFrameHandler, LiveSession, PanelState, RateMeter, ResultChannel
 from stream_app.ui.controls import changed_settings, control_for, controls_for
@@ -440,3 +440,38 @@ def test_delivery_meter_counts_what_streamlit_webrtc_really_sends():
     print(f"[delivery] processed {snap.frames}, never sent {snap.undelivered}, sent {sent}")
     assert len(made) == snap.frames and snap.undelivered > 0  # this pacing does make streamlit-webrtc drop some
     assert snap.frames - snap.undelivered == pytest.approx(sent, abs=2), (snap.frames, snap.undelivered, sent)
+
+
+def test_letter_runs_read_the_letters_a_video_showed():
+    from stream_app.ui.panel import letter_runs, letters_line
+
+    letters = [None] * 3 + ["B"] * 12 + ["D"] * 2 + ["B"] * 3 + [None] * 5 + ["C"] * 9
+    records = [{"frame": i, "time_s": i / 30, "letter": letter} for i, letter in enumerate(letters)]
+    runs = letter_runs(records)
+    assert [r[0] for r in runs] == ["B", "C"]  # D (2 frames) and the second B (3 frames) are under 0.2 s
+    assert runs[0][1] == pytest.approx(0.1) and runs[0][2] == pytest.approx(0.5)
+    assert letters_line(runs) == "B 0.1-0.5 s, C 0.8-1.1 s"
+    assert letter_runs([]) == [] and letters_line([]) == ""
+
+
+def test_display_width_keeps_tall_pictures_on_the_screen():
+    from stream_app.ui.panel import display_width
+
+    assert display_width(1080, 1920) == 360  # a portrait phone video: 640 px tall, not 1600
+    assert display_width(1920, 1080) == 900 and display_width(0, 0) == 900
+
+
+def test_small_images_are_drawn_enlarged_so_labels_do_not_cover_them():
+    image = np.full((28, 28, 3), 90, np.uint8)
+    result = FrameResult(mode="classify", top_k=[("pneumonia", 0.8), ("normal", 0.2)], counts={"x": 1},
+                         detections=Detections([[4, 4, 20, 20]], [0.9], ["thing"]))
+    out = annotate(image, result)
+    assert out.shape == (252, 252, 3)  # 28 x 9 >= 240
+    assert (out[120:130, 120:130] == 90).all()  # the middle of the image is not under a label
+    big = np.full((480, 640, 3), 90, np.uint8)
+    assert annotate(big, result).shape == big.shape
+
+
+def test_fingerspelling_offers_no_counts_csv_the_counting_modes_do():
+    assert get_mode("fingerspell").counts_over_time is False
+    assert get_mode("leukocyte").counts_over_time and get_mode("motion").counts_over_time

@@ -126,7 +126,7 @@ class ModeSpec:
     frame. ``report(image, result) -> bytes`` makes a downloadable PNG report for a still image (the image page
     offers it when present); ``notice`` is a line the pages always show with the mode (e.g. "not a diagnostic
     device"). ``annotators`` draw the mode's results (:meth:`annotate`; the shared ones from
-    :mod:`stream_app.annotators` plus any of the mode's own).
+    :mod:`stream_app.annotators` plus any of the mode's own). ``counts_over_time``: the pages offer the counts CSV.
     """
 
     name: str
@@ -144,6 +144,7 @@ class ModeSpec:
     report: Callable | str | None = None
     notice: str | None = None
     annotators: tuple = DEFAULT_ANNOTATORS
+    counts_over_time: bool = True  # whether a "counts over time" CSV means something (fingerspelling's does not)
 
     def __post_init__(self) -> None:
         for name in HOOKS:

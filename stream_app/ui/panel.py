@@ -113,3 +113,39 @@ def no_connection_lines(waited_s: float, bind_address: str | None, ice_servers: 
         ]
     lines.append("- Then press STOP and START again.")
     return lines
+
+
+def letter_runs(records: list[dict], min_s: float = 0.2) -> list[tuple[str, float, float]]:
+    """The letters a video showed, from its JSONL records (``letter``, ``time_s``): consecutive frames with the same
+    letter become one ``(letter, start_s, end_s)``; runs shorter than ``min_s`` (a letter flickering past while the
+    hand moves) are left out. Frames without a letter end a run."""
+    runs: list[list] = []
+    last = None
+    for record in records:
+        letter, t = record.get("letter"), float(record.get("time_s") or 0.0)
+        if letter is not None and runs and last == letter:
+            runs[-1][2] = t
+        elif letter is not None:
+            runs.append([letter, t, t])
+        last = letter
+    step = _frame_step(records)
+    return [(letter, start, end + step) for letter, start, end in runs if end + step - start >= min_s]
+
+
+def _frame_step(records: list[dict]) -> float:
+    times = [float(r.get("time_s") or 0.0) for r in records[:50]]
+    steps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return min(steps) if steps else 0.0
+
+
+def letters_line(runs: list[tuple[str, float, float]]) -> str:
+    """``B 0.0-1.3 s, C 1.5-2.1 s``"""
+    return ", ".join(f"{letter} {start:.1f}-{end:.1f} s" for letter, start, end in runs)
+
+
+def display_width(width: int, height: int, max_height: int = 640, full: int = 900) -> int:
+    """A width to draw a ``width`` x ``height`` picture at so that it is at most ``max_height`` tall (a portrait
+    phone video would otherwise fill several screens) and at most ``full`` wide."""
+    if width <= 0 or height <= 0:
+        return full
+    return max(120, min(full, round(max_height * width / height)))

@@ -104,7 +104,7 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
             st.code(result.caption, language=None, wrap_lines=True)
         if snap.errors:
             st.error(f"{snap.errors} frame(s) failed; the raw frame was shown instead. Last error: {snap.last_error}")
-        if snap.counts_rows:
+        if snap.counts_rows and spec.counts_over_time:
             st.download_button("Counts over time (CSV)", data=lambda: counts_csv_bytes(session.channel.counts_rows()),
                                file_name=f"{spec.name}_counts.csv", mime="text/csv", on_click="ignore",
                                key=f"{key}-csv")

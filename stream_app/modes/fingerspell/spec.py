@@ -20,4 +20,5 @@ SPEC = ModeSpec(
     warm_up="stream_app.modes.fingerspell.processor:warm_up",
     annotators=(BoxAnnotator(), LandmarkAnnotator(), LetterAnnotator(), TopKAnnotator(), CaptionAnnotator(),
                 StatusAnnotator()),
+    counts_over_time=False,  # "hands: 1" over time says nothing; the letters and the text do (Replay shows them)
 )
