@@ -93,7 +93,8 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
         result = snap.result
         headline = result.extras.headline() if result is not None and result.extras is not None else None
         if headline is not None:
-            st.metric(*headline, delta_color="off")
+            name, value, note = headline  # the note is a confidence, not a change: no arrow, no colour
+            st.metric(name, value, note, delta_color="off", delta_arrow="off", delta_description="confidence")
         if result is not None and result.top_k:
             import pandas as pd
 
