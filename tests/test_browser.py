@@ -227,7 +227,16 @@ def _start_and_wait(driver, processed, what: str):
         return _poll(processed, timeout=90, interval=1.0, what=what)
     except AssertionError:
         print(f"[browser test] nothing after 90 s; restarting the stream. Panel:\n{_panel_text(driver, 'live')}")
-        _click_in_component(driver, "STOP")
+        # Under load the stream may have ended by itself (streamlit-webrtc ends it, for one, when a callback takes
+        # over 10 s): then there is no STOP to click, only START.
+        driver.switch_to.frame(_poll(lambda: _component_iframe(driver), timeout=60, what="the webrtc_streamer iframe"))
+        try:
+            stop = _poll(lambda: _button(driver, "STOP") or _button(driver, "START"), timeout=60,
+                         what="the STOP or START button")
+            if stop.text.strip().upper() == "STOP":
+                stop.click()
+        finally:
+            driver.switch_to.default_content()
         _click_in_component(driver, "START")
         return _poll(processed, timeout=120, interval=1.0, what=what, context=lambda: _panel_text(driver, "live"))
 
