@@ -13,16 +13,20 @@ and ``python -m stream_app`` are the same command.
 
 INPUT is a video file, an image, a folder of videos and images, a camera index (``0``), a capture device
 (``/dev/video0``) or a network stream (``rtsp://``, ``http(s)://``, ...). Bad input exits with code 2 and one line on
-stderr, never a traceback.
+stderr, never a traceback: a folder is processed to the end first (its bad files listed on that line), and a video
+that breaks part-way leaves outputs renamed ``*.partial.*``. MediaPipe's and TFLite's own log lines (written by their
+C++ code to file descriptor 2) are dropped unless ``-v``, which may come before or after the subcommand.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -107,6 +111,25 @@ def _progress_bar(desc: str, unit: str = "frame"):
     return bar, update
 
 
+VIDEO_OUT = (".mp4", ".mov", ".mkv")
+IMAGE_OUT = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def check_out(kind: str, out: str | None) -> None:
+    """``--out`` must name what the input gives: a video file, an image file, or a folder for a folder."""
+    if not out:
+        return
+    suffix = Path(out).suffix.lower()
+    if kind == "folder":
+        if suffix:
+            raise UsageError(f"--out {out}: for a folder, --out is a folder (the annotated files go in it)")
+    elif kind == "image":
+        if suffix not in IMAGE_OUT:
+            raise UsageError(f"--out {out}: an annotated image is written as {', '.join(IMAGE_OUT)}")
+    elif suffix not in VIDEO_OUT:
+        raise UsageError(f"--out {out}: an annotated video is written as {', '.join(VIDEO_OUT)}")
+
+
 def cmd_process(args: argparse.Namespace) -> int:
     from stream_app.pipeline import process_folder, process_images, process_video
     from stream_app.sources import VideoSource, parse_source
@@ -115,6 +138,7 @@ def cmd_process(args: argparse.Namespace) -> int:
     spec = get_mode(args.mode)
     settings = parse_settings(args.mode, args.set)
     source = parse_source(args.input)
+    check_out(source.kind, args.out)
     if source.kind not in ("image", "folder"):
         VideoSource(source).close()  # fail on input that cannot be opened before a progress bar is drawn
     processor = spec.create(**settings)
@@ -141,7 +165,12 @@ def cmd_process(args: argparse.Namespace) -> int:
     if summary.last is not None:
         report.update(text=summary.last.caption, counts=summary.last.counts)
     print(json.dumps(report))
-    return 130 if summary.stopped == "interrupted" else 0
+    if summary.stopped == "interrupted":
+        return 130
+    if summary.failed_inputs:  # the whole folder was processed; now say which files were not
+        raise InputError(f"{args.input}: {len(summary.failed_inputs)} of {summary.inputs} files could not be "
+                         f"processed: " + "; ".join(summary.failed_messages))
+    return 0
 
 
 def _check_limits(args: argparse.Namespace) -> None:
@@ -190,11 +219,21 @@ def cmd_modes(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose every subcommand also takes ``-v`` (after the subcommand as well as before)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # SUPPRESS: a subcommand without -v leaves the value set before it (or the default) alone
+        self.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                          help="log details (and tracebacks, and MediaPipe's own log lines) to stderr")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="stream-app", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="stream-app", description=__doc__.split("\n")[0])
+    parser.set_defaults(verbose=False)
     parser.add_argument("--version", action="version", version=f"stream-app {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     inputs = ("a video, an image, a folder of videos and images, a camera index (0), a capture device (/dev/video0) "
               "or a stream (rtsp://, http(s)://)")
 
@@ -251,16 +290,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def native_logs_dropped(drop: bool = True):
+    """While inside, what C++ code writes to file descriptor 2 (MediaPipe's absl log, TFLite's "INFO: Created
+    TensorFlow Lite XNNPACK delegate", glog lines) goes to /dev/null, while Python's ``sys.stderr`` (progress bars,
+    the error line, ``logging``) still reaches the real stderr through a copy of the descriptor. Neither MediaPipe
+    1.2 nor TFLite has a setting for those lines (GLOG_minloglevel and TF_CPP_MIN_LOG_LEVEL were tried). Restored on
+    the way out."""
+    if not drop:
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no usable descriptor 2 (an embedding host): nothing to do
+        yield
+        return
+    python_stderr = sys.stderr
+    sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
+                      errors="backslashreplace")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        sys.stderr.close()
+        sys.stderr = python_stderr
+
+
+@contextlib.contextmanager
+def _log_to_stderr(verbose: bool):
+    """Python's logging to (the current) ``sys.stderr`` for the run: DEBUG with ``-v``, else WARNING; removed after
+    (so that ``main`` can run many times in one process, as the tests do)."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.WARNING)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        return int(args.func(args) or 0)
-    except (InputError, FrameError, UsageError, UnknownModeError, FileNotFoundError) as exc:
-        if args.verbose:
-            logging.exception("bad input")
-        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message holds
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        return 130
+    with native_logs_dropped(not args.verbose), _log_to_stderr(args.verbose):
+        try:
+            return int(args.func(args) or 0)
+        except (InputError, FrameError, UsageError, UnknownModeError, FileNotFoundError) as exc:
+            if args.verbose:
+                logging.exception("bad input")
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line, whatever the message holds
+            return EXIT_BAD_INPUT
+        except KeyboardInterrupt:
+            return 130
+        except Exception as exc:  # noqa: BLE001 - the last guard: one line naming what was being done, not a traceback
+            if args.verbose:
+                logging.exception("unexpected error")
+            what = getattr(args, "input", None) or getattr(args, "command", "stream-app")
+            print(f"error: {what}: {type(exc).__name__}: {' '.join(str(exc).split())} (run with -v for details)",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT

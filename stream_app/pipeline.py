@@ -40,7 +40,9 @@ class RunSummary:
     warnings: dict[str, int] = field(default_factory=dict)
     last: FrameResult | None = None
     stopped: str = "end"  # or "max-frames", "duration", "interrupted" (Ctrl-C)
-    failed_inputs: list[str] = field(default_factory=list)  # files of a folder that could not be read
+    failed_inputs: list[str] = field(default_factory=list)  # files of a folder that could not be (fully) read
+    failed_messages: list[str] = field(default_factory=list)  # "name: problem" for each of them
+    inputs: int = 1  # files processed (a folder's count)
 
     def add(self, result: FrameResult) -> None:
         self.frames += 1
@@ -119,6 +121,15 @@ def run(frames: Frames, processor: Processor, sinks: Sequence[Sink], progress: P
                     break
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread
         summary.stopped = "interrupted"
+    except InputError as exc:
+        # the input broke part-way: the JSONL ends with a record that says so, and the caller learns what was done
+        if summary.frames:
+            broken = FrameResult(mode=processor.mode, error=str(exc), time_s=None)
+            for sink in sinks:
+                if isinstance(getattr(sink, "sink", sink), JsonlSink):
+                    sink.write(None, broken)
+        exc.partial = summary
+        raise
     finally:
         for sink in sinks:
             sink.close()
@@ -147,10 +158,34 @@ def process_video(source: str | Path | SourceSpec, processor: Processor, out: st
         if counts_csv:
             sinks.append(CountsCsvSink(counts_csv))
         expected = min(info.frames, max_frames) if info.frames and max_frames else (info.frames or max_frames or 0)
-        summary = run(video.frames(), processor, sinks, progress, expected, max_frames=max_frames,
-                      duration_s=duration_s)
+        try:
+            summary = run(video.frames(), processor, sinks, progress, expected, max_frames=max_frames,
+                          duration_s=duration_s)
+        except InputError as exc:
+            partial = getattr(exc, "partial", None)
+            if partial is None or not partial.frames:
+                raise
+            renamed = [_mark_partial(Path(p)) for p in (out, jsonl, counts_csv)
+                       if p and not isinstance(p, JsonlSink) and Path(p).exists()]
+            raise _partial_error(exc, partial.frames, renamed) from None
     summary.fps = info.fps
     return summary
+
+
+def _mark_partial(path: Path) -> Path:
+    """``out.mp4`` -> ``out.partial.mp4``: an output of an input that broke part-way must not pass for a whole one."""
+    target = path.with_name(f"{path.stem}.partial{path.suffix}")
+    path.replace(target)
+    return target
+
+
+def _partial_error(exc: InputError, frames: int, renamed: list[Path]) -> InputError:
+    message = f"{exc}; the outputs hold the {frames} frames before that"
+    if renamed:
+        message += " and are named " + ", ".join(p.name for p in renamed)
+    new = InputError(message)
+    new.partial = exc.partial
+    return new
 
 
 class _LeftOpen:
@@ -198,7 +233,7 @@ def process_folder(folder: str | Path, processor: Processor, out: str | Path | N
     its ``error`` (and ``on_failure(message)``), and the other files go on."""
     folder = Path(folder)
     files = list_folder(folder)
-    summary = RunSummary()
+    summary = RunSummary(inputs=len(files))
     lines = JsonlSink(jsonl) if jsonl else None
     try:
         for done, path in enumerate(files, start=1):
@@ -214,12 +249,16 @@ def process_folder(folder: str | Path, processor: Processor, out: str | Path | N
                     part = process_video(path, processor, Path(out) / f"{path.stem}_annotated.mp4" if out else None,
                                          lines)
             except InputError as exc:
-                failed = FrameResult(mode=processor.mode, error=str(exc))
-                part = RunSummary()
-                part.add(failed)
+                part = getattr(exc, "partial", None)
+                if part is None:  # nothing of it was processed: one record says why
+                    failed = FrameResult(mode=processor.mode, error=str(exc))
+                    part = RunSummary()
+                    part.add(failed)
+                    if lines:
+                        lines.write(None, failed)
                 summary.failed_inputs.append(name)
-                if lines:
-                    lines.write(None, failed)
+                message = str(exc).replace(str(path), name)
+                summary.failed_messages.append(message if message.startswith(name) else f"{name}: {message}")
                 if on_failure:
                     on_failure(str(exc))
             summary.merge(part)

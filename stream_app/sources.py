@@ -133,10 +133,14 @@ class VideoSource:
         rate = stream.average_rate or stream.guessed_rate or Fraction(30)
         duration = float(stream.duration * stream.time_base) if stream.duration else (
             (self._container.duration or 0) / 1_000_000)
-        if not stream.codec_context.width:
+        context = stream.codec_context
+        if context is None:  # FFmpeg has no decoder for it
+            tag = getattr(stream, "codec_tag", None) or "?"
+            raise InputError(f"{self.spec.label}: unsupported video codec ({tag}); convert it, e.g. to H.264 MP4")
+        if not context.width:
             raise InputError(f"{self.spec.label}: the video stream has no frame size (unsupported or damaged)")
-        return VideoInfo(stream.codec_context.width, stream.codec_context.height, float(rate), Fraction(rate),
-                         0 if self.spec.live else int(stream.frames or 0), duration, stream.codec_context.name)
+        return VideoInfo(context.width, context.height, float(rate), Fraction(rate),
+                         0 if self.spec.live else int(stream.frames or 0), duration, context.name)
 
     def frames(self) -> Iterator[tuple[int, float, np.ndarray]]:
         import av
