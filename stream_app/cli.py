@@ -306,9 +306,14 @@ def native_logs_dropped(drop: bool = True):
     except (OSError, ValueError):  # no usable descriptor 2 (an embedding host): nothing to do
         yield
         return
+    try:
+        on_fd_2 = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # sys.stderr is not a file (a test's capture): it stays as it is
+        on_fd_2 = False
     python_stderr = sys.stderr
-    sys.stderr = open(os.dup(saved), "w", buffering=1, encoding=getattr(python_stderr, "encoding", None) or "utf-8",
-                      errors="backslashreplace")
+    if on_fd_2:
+        sys.stderr = open(os.dup(saved), "w", buffering=1, errors="backslashreplace",
+                          encoding=getattr(python_stderr, "encoding", None) or "utf-8")
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)
     os.close(devnull)
@@ -318,8 +323,9 @@ def native_logs_dropped(drop: bool = True):
         sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
-        sys.stderr.close()
-        sys.stderr = python_stderr
+        if on_fd_2:
+            sys.stderr.close()
+            sys.stderr = python_stderr
 
 
 @contextlib.contextmanager

@@ -163,10 +163,12 @@ def test_folder_of_videos_and_images(tmp_path, capsys):
     cv2.imwrite(str(folder / "sub" / "b.jpg"), frames[1][:, :, ::-1])
     (folder / "zz_broken.mov").write_text("not a video")
     out, records = tmp_path / "out", tmp_path / "r.jsonl"
-    assert main(["process", str(folder), "--mode", "motion", "--out", str(out), "--jsonl", str(records)]) == 0
+    # every file is processed; then exit 2, the bad one named (issue 12: a folder's bad files make the run exit 2)
+    assert main(["process", str(folder), "--mode", "motion", "--out", str(out), "--jsonl", str(records)]) == 2
     captured = capsys.readouterr()
     report = json.loads(captured.out)
     assert report["failed_inputs"] == ["zz_broken.mov"] and "zz_broken.mov: not a readable video" in captured.err
+    assert f"error: {folder}: 1 of 4 files could not be processed: zz_broken.mov: not a readable video" in captured.err
     assert sorted(p.name for p in out.iterdir()) == ["a_annotated.png", "b_annotated.png", "walk_annotated.mp4"]
     assert sum(1 for _ in iter_video(out / "walk_annotated.mp4")) == 12
     lines = jsonl(records)
