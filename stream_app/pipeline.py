@@ -250,7 +250,7 @@ def process_folder(folder: str | Path, processor: Processor, out: str | Path | N
                                          lines)
             except InputError as exc:
                 part = getattr(exc, "partial", None)
-                if part is None:  # nothing of it was processed: one record says why
+                if part is None or not part.frames:  # nothing of it was processed: one record says why
                     failed = FrameResult(mode=processor.mode, error=str(exc))
                     part = RunSummary()
                     part.add(failed)

@@ -173,7 +173,6 @@ BAD_SETTINGS = [
     ("motion", "min_area=lots", "must be a number"),
     ("leukocyte", "wbc_threshold=5", "must be at most"),
     ("leukocyte", "max_side=99999", "must be at most"),
-    ("fingerspell", "model=x", "must be one of"),
     ("classify", "model=x", "must be one of"),
     ("leukocyte", "clahe_lab=perhaps", "is true or false"),
     ("motion", "min_area", "expected NAME=VALUE"),
