@@ -13,7 +13,8 @@ import pytest
 from stream_app.config import VENDOR_DIR
 from stream_app.modes.fingerspell import LETTERS
 from stream_app.modes.fingerspell.hands import Hand, choose_signing_hand, landmark_features, square_crop
-from stream_app.modes.fingerspell.speller import MotionTracker, Speller, is_j_path, is_z_path
+from stream_app.modes.fingerspell.motion import MotionTracker, is_j_path, is_z_path
+from stream_app.modes.fingerspell.speller import Speller
 from stream_app.modes.fingerspell.models import MODEL_DIR
 
 needs_bundle = pytest.mark.skipif(not (VENDOR_DIR / "hand_landmarker.task").is_file(),
