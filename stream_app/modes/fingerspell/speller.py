@@ -1,34 +1,34 @@
-"""Turning per-frame letters into spelled text; J / Z from motion (:mod:`.motion`). Driven by timestamps.
+"""Turning the letters a stream shows into spelled text. Pure Python, driven by timestamps; thread-safe buttons.
 
-Spelling rules (:class:`Speller`):
-- A letter joins the text once it has been the frame's top letter, at confidence >= ``min_confidence``, for
-  ``stable_s`` seconds without interruption.
+The letters come from :class:`~.decide.LetterDecider` (averaged, with hysteresis, J / Z only from motion); the
+speller applies the spelling rules (:class:`Speller`):
+
+- A letter joins the text once it has been held for ``stable_s`` seconds without interruption: counted from when it
+  began to win (the decision's ``since``), or, for a caller that gives no ``since``, from its first frame.
 - The same letter again (a double letter, "LL") needs a RELEASE in between: the hand leaves the frame, or for at least
-  ``release_s`` seconds the top letter is something else (another letter or an unsure frame).
-- J and Z are motion letters: a still frame that looks like J or Z never joins the text in a stream; the motion
-  recogniser adds them (below). ``space()``, ``delete()`` and ``clear()`` are thread-safe (UI buttons); after any of
-  them the current letter must be held ``stable_s`` again before it is added.
-
-Motion (:class:`~.motion.MotionTracker`): when a motion letter is recognised it is added (a trailing I / D / G / X
-that the held start of the motion added within the window is replaced by it).
+  ``release_s`` seconds another letter or no letter is shown.
+- J and Z are motion letters: they join the text at once when the motion recogniser sees them (``motion=True``), a
+  trailing I (for J) or D / G / X (for Z) that the held start of the motion added within the motion window is
+  replaced by it, and holding the motion's end shape (I after J; D, G, X after Z) does not add that letter again. A J
+  or Z that comes without its motion never joins the text.
+- ``space()``, ``delete()`` and ``clear()`` are thread-safe (UI buttons); after any of them the current letter must
+  be held ``stable_s`` again before it is added.
 """
 
 from __future__ import annotations
 
 import threading
 
-from stream_app.modes.fingerspell.motion import J_SHAPES, MOTION_LETTERS, Z_SHAPES, MotionTracker
+from stream_app.modes.fingerspell.motion import J_SHAPES, MOTION_LETTERS, Z_SHAPES
 
 
 class Speller:
-    """Spelled text from timed per-frame letters (see the module docstring for the rules). Thread-safe."""
+    """Spelled text from the timed letters a stream shows (see the module docstring for the rules). Thread-safe."""
 
-    def __init__(self, stable_s: float = 0.6, release_s: float = 0.25, min_confidence: float = 0.6,
-                 motion_window_s: float = 1.5) -> None:
+    def __init__(self, stable_s: float = 0.6, release_s: float = 0.25, motion_window_s: float = 1.5) -> None:
         self.stable_s = stable_s
         self.release_s = release_s
-        self.min_confidence = min_confidence
-        self.motion = MotionTracker(motion_window_s)
+        self.motion_window_s = motion_window_s
         self._lock = threading.Lock()
         self._text: list[str] = []
         self._reset_state()
@@ -41,6 +41,7 @@ class Speller:
         self._released = True
         self._other_since: float | None = None
         self._restart = False
+        self._floor = -1e9                  # a letter's hold counts from here at the earliest (the last button)
 
     @property
     def text(self) -> str:
@@ -65,32 +66,28 @@ class Speller:
             self._text.clear()
             self._reset_state()
             self._restart = True
-            self.motion.reset()
 
     def reset(self) -> None:
         self.clear()
 
     # -- frames (the processing thread)
-    def update(self, t: float, letter: str | None, score: float = 1.0, *, index_tip=None, pinky_tip=None,
-               hand_size: float = 1.0, mirrored: bool = False) -> str | None:
-        """One frame at time ``t`` (s): its top letter (None = no hand) and confidence; returns the letter added to
-        the text at this frame, if any."""
+    def update(self, t: float, letter: str | None, *, hand: bool | None = None, since: float | None = None,
+               motion: bool = False) -> str | None:
+        """One frame at time ``t`` (s): the letter shown (None = none), whether a hand is in view (default: a
+        letter is shown), since when the letter has been winning (optional), and whether it was recognised from a
+        motion at this frame. Returns the letter added to the text at this frame, if any."""
         with self._lock:
             if self._restart:
                 self._restart = False
-                self._candidate, self._since = None, t
-            if letter is None:  # no hand: a release
+                self._candidate, self._since, self._floor = None, t, t
+            if not (letter is not None if hand is None else hand):  # no hand: a release
                 self._released, self._candidate, self._other_since = True, None, None
-                self.motion.reset()
                 return None
-            sure = letter if score >= self.min_confidence else None
-            if index_tip is not None and pinky_tip is not None:
-                moved = self.motion.update(t, index_tip, pinky_tip, hand_size, mirrored, sure)
-                if moved:
-                    return self._add_motion(t, moved)
-            if sure != self._candidate:
-                self._candidate, self._since = sure, t
-            if not self._is_last(sure):
+            if motion and letter in MOTION_LETTERS:
+                return self._add_motion(t, letter)
+            if letter != self._candidate:
+                self._candidate, self._since = letter, t
+            if not self._is_last(letter):
                 if self._other_since is None:
                     self._other_since = t
                 if t - self._other_since >= self.release_s - 1e-9:
@@ -98,7 +95,8 @@ class Speller:
             else:
                 self._other_since = None
             c = self._candidate
-            if (c is not None and c not in MOTION_LETTERS and t - self._since >= self.stable_s - 1e-9
+            start = self._since if since is None else max(since, self._floor)
+            if (c is not None and c not in MOTION_LETTERS and t - start >= self.stable_s - 1e-9
                     and (not self._is_last(c) or self._released)):
                 self._append(c, t)
                 return c
@@ -117,7 +115,7 @@ class Speller:
 
     def _add_motion(self, t: float, letter: str) -> str:
         shapes = J_SHAPES if letter == "J" else Z_SHAPES
-        if self._text and self._text[-1] in shapes and t - self._last_t <= self.motion.window_s + self.stable_s:
+        if self._text and self._text[-1] in shapes and t - self._last_t <= self.motion_window_s + self.stable_s:
             self._text.pop()  # the held start of the motion was added as a still letter: it was the motion letter
         self._append(letter, t)
         self._candidate, self._since = None, t
