@@ -291,3 +291,45 @@ def test_stills_read_j_and_z_from_their_end_pose_streams_do_not(photo):
         proc.close()
     results, text = _stream(held_image(image, 45, jitter_px=2))
     assert "J" not in [r.extras.letter for r in results] and "J" not in text
+
+
+# ------------------------------------------------------------------------------------ evaluate --videos
+@needs_bundle
+@needs_model
+def test_evaluate_videos_reads_the_held_letter_of_each_clip(photo, tmp_path, capsys):
+    from stream_app.cli import main
+    from stream_app.synthetic import held_image, write_video
+
+    def clip(path, photo_id, width=640, height=480, seed=0):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frames = held_image(photo("test", photo_id), 60, width, height, lead_in=15, wobble_deg=5, jitter_px=3,
+                            seed=seed)
+        write_video(path, frames, fps=30)
+
+    clip(tmp_path / "A.mp4", "A22")
+    clip(tmp_path / "b_2.mov", "B19", 1080, 1920, seed=1)       # a portrait phone-sized clip in a .mov
+    clip(tmp_path / "C" / "take one.mp4", "C17", seed=2)          # one folder per letter
+    (tmp_path / "D.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))   # a broken clip
+    clip(tmp_path / "notes.mp4", "W16")                           # not named by a letter: left out
+    assert main(["evaluate", "fingerspell", "--videos", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert set(out) == {"n", "correct", "accuracy", "per_clip"}
+    rows = {r["file"]: r for r in out["per_clip"]}
+    assert sorted(rows) == ["A.mp4", "C/take one.mp4", "D.mp4", "b_2.mov"]
+    for row in out["per_clip"]:
+        assert {"file", "letter", "got", "hand_found_rate", "text"} <= set(row)
+    assert [rows[f]["letter"] for f in ("A.mp4", "b_2.mov", "C/take one.mp4", "D.mp4")] == ["A", "B", "C", "D"]
+    assert rows["D.mp4"]["got"] is None and "D.mp4" in rows["D.mp4"]["error"]
+    for name in ("A.mp4", "b_2.mov", "C/take one.mp4"):
+        row = rows[name]
+        assert row["got"] == row["letter"] and row["text"] == row["letter"], row
+        assert row["hand_found_rate"] == pytest.approx(60 / 75, abs=0.05)     # the 15-frame lead-in has no hand
+    assert out["n"] == 4 and out["correct"] == 3 and out["accuracy"] == 0.75
+    assert "notes.mp4" in captured.err
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", "fingerspell", "--videos", str(empty)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error:") and "no clips" in err[0]
