@@ -306,8 +306,26 @@ def test_evaluate_videos_reads_the_held_letter_of_each_clip(photo, tmp_path, cap
                             seed=seed)
         write_video(path, frames, fps=30)
 
+    def phone_clip(path, photo_id):
+        """Portrait 1080x1920 as phones store it: coded landscape, turned upright by the display rotation."""
+        import av
+
+        frames = held_image(photo("test", photo_id), 60, 1080, 1920, lead_in=15, wobble_deg=5, jitter_px=3, seed=3)
+        with av.open(str(path), "w") as container:
+            stream = container.add_stream("libx264", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+            stream.set_display_rotation(-90)                   # shown turned 90 degrees clockwise, as iPhones do
+            for frame in frames:
+                coded = np.ascontiguousarray(np.rot90(frame, 1))  # the upright scene turned counter-clockwise
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")))
+            container.mux(stream.encode())
+
     clip(tmp_path / "A.mp4", "A22")
     clip(tmp_path / "b_2.mov", "B19", 1080, 1920, seed=1)       # a portrait phone-sized clip in a .mov
+    phone_clip(tmp_path / "Y_phone.mov", "Y25")                  # the same, coded landscape with a rotation
+    from stream_app.sources import iter_video
+
+    assert next(iter_video(tmp_path / "Y_phone.mov"))[2].shape == (1920, 1080, 3)
     clip(tmp_path / "C" / "take one.mp4", "C17", seed=2)          # one folder per letter
     (tmp_path / "D.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))   # a broken clip
     clip(tmp_path / "notes.mp4", "W16")                           # not named by a letter: left out
@@ -316,16 +334,16 @@ def test_evaluate_videos_reads_the_held_letter_of_each_clip(photo, tmp_path, cap
     out = json.loads(captured.out)
     assert set(out) == {"n", "correct", "accuracy", "per_clip"}
     rows = {r["file"]: r for r in out["per_clip"]}
-    assert sorted(rows) == ["A.mp4", "C/take one.mp4", "D.mp4", "b_2.mov"]
+    assert sorted(rows) == ["A.mp4", "C/take one.mp4", "D.mp4", "Y_phone.mov", "b_2.mov"]
     for row in out["per_clip"]:
         assert {"file", "letter", "got", "hand_found_rate", "text"} <= set(row)
-    assert [rows[f]["letter"] for f in ("A.mp4", "b_2.mov", "C/take one.mp4", "D.mp4")] == ["A", "B", "C", "D"]
+    assert [rows[f]["letter"] for f in ("A.mp4", "b_2.mov", "C/take one.mp4", "D.mp4", "Y_phone.mov")] == list("ABCDY")
     assert rows["D.mp4"]["got"] is None and "D.mp4" in rows["D.mp4"]["error"]
-    for name in ("A.mp4", "b_2.mov", "C/take one.mp4"):
+    for name in ("A.mp4", "b_2.mov", "C/take one.mp4", "Y_phone.mov"):
         row = rows[name]
         assert row["got"] == row["letter"] and row["text"] == row["letter"], row
         assert row["hand_found_rate"] == pytest.approx(60 / 75, abs=0.05)     # the 15-frame lead-in has no hand
-    assert out["n"] == 4 and out["correct"] == 3 and out["accuracy"] == 0.75
+    assert out["n"] == 5 and out["correct"] == 4 and out["accuracy"] == 0.8
     assert "notes.mp4" in captured.err
 
     empty = tmp_path / "empty"
