@@ -137,6 +137,8 @@ def test_the_hand_lost_forgets_the_letter():
     assert letters(out) == [None] * 3 and out[0].top_k == []
     _, out = run(d, t, 0.5, probs(A=0.85))
     assert letters(out)[:5] == [None] * 5 and out[-1].letter == "A"
+    _, out = run(d, 0.0, 0.5, probs(B=0.85))                  # time going back: a new stream
+    assert letters(out)[:5] == [None] * 5 and out[-1].letter == "B"
 
 
 def _trace(points, n=24):

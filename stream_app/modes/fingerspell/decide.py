@@ -6,10 +6,10 @@ the letter a reader would name, one call per frame of one stream:
 
 1. **Average over the held hand.** An exponential moving average of the probabilities with time constant
    ``average_s`` (weights follow the timestamps, so a late frame counts for the time it stood for). It restarts
-   when the hand is lost, when time jumps (backwards, or by more than ``MAX_GAP_S``), and when the hand's shape
-   clearly changes: the 21 landmarks (wrist-relative, in hand sizes, left hands mirrored, turned about the wrist to
-   fit best, so a sway of the hand is no change) move on average by more than ``SHAPE_CHANGE`` from their own
-   running average. A new letter is then not mixed with the last one.
+   when the hand is lost, when time jumps by more than ``MAX_GAP_S`` (time going back starts a new stream), and
+   when the hand's shape clearly changes: the 21 landmarks (wrist-relative, in hand sizes, left hands mirrored,
+   turned about the wrist to fit best, so a sway of the hand is no change) move on average by more than
+   ``SHAPE_CHANGE`` from their own running average. A new letter is then not mixed with the last one.
 2. **J and Z only from motion.** In the average, the still-shape probabilities of J and Z are dropped and the rest
    renormalised over the other 24 letters. J / Z are shown only when :class:`~.motion.MotionTracker` sees the J
    hook / the Z strokes. After that, holding the motion's end shape keeps showing it, as a reader would: the
@@ -111,9 +111,10 @@ class LetterDecider:
                mirrored: bool = False) -> Decision:
         """One frame at time ``t`` (s): the hand's 26 letter probabilities (None = no hand) and its (21, 2+) landmarks
         in pixels (optional; without them there is no shape-change restart and no motion)."""
-        if probs is None:
+        if probs is None or (self._t is not None and t < self._t):  # no hand, or time went back: a new stream
             self.reset()
-            return Decision()
+            if probs is None:
+                return Decision()
         probs = np.asarray(probs, np.float64).reshape(len(LETTERS))
         shape = None if points is None else hand_shape(points, hand_size, mirrored)
         self._average(t, probs, shape)
@@ -135,7 +136,7 @@ class LetterDecider:
     def _average(self, t: float, probs: np.ndarray, shape: np.ndarray | None) -> None:
         dt = None if self._t is None else t - self._t
         self._t = t
-        restart = self._avg is None or dt is None or dt < 0 or dt > MAX_GAP_S
+        restart = self._avg is None or dt is None or dt > MAX_GAP_S
         if not restart and shape is not None and self._shape is not None:
             restart = shape_distance(self._shape, shape) > SHAPE_CHANGE
         if restart:
