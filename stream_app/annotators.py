@@ -109,9 +109,19 @@ class StatusAnnotator:
 DEFAULT_ANNOTATORS = (BoxAnnotator(), TopKAnnotator(), CaptionAnnotator(), StatusAnnotator())
 
 
+MIN_DRAW_SIDE = 240  # labels need room: a smaller frame is drawn on an enlarged copy
+
+
 def annotate(frame: np.ndarray, result: FrameResult, scale: float = 1.0, annotators=DEFAULT_ANNOTATORS) -> np.ndarray:
-    """Return an annotated copy of ``frame`` (the input is never modified)."""
+    """Return an annotated copy of ``frame`` (the input is never modified). A frame whose shorter side is under
+    :data:`MIN_DRAW_SIDE` pixels (a 28x28 X-ray) is first enlarged by a whole factor, pixels kept square and sharp,
+    so that the labels fit beside what they label instead of covering it; the copy is then that much larger."""
     scene = np.ascontiguousarray(frame).copy()
+    short = min(scene.shape[:2])
+    if 0 < short < MIN_DRAW_SIDE:
+        factor = -(-MIN_DRAW_SIDE // short)
+        scene = cv2.resize(scene, (scene.shape[1] * factor, scene.shape[0] * factor), interpolation=cv2.INTER_NEAREST)
+        scale *= factor
     for annotator in annotators:
         scene = annotator.annotate(scene, result, scale)
     return scene

@@ -5,6 +5,7 @@ would see: frames shown per second, fresh results per second and how old the ove
 from __future__ import annotations
 
 import time
+from itertools import islice
 from pathlib import Path
 
 import cv2
@@ -12,20 +13,32 @@ import numpy as np
 
 from stream_app.live import LiveStream
 from stream_app.modes import get_mode
-from stream_app.sources import iter_video, read_image, IMAGE_EXTENSIONS
+from stream_app.sources import IMAGE_EXTENSIONS, VideoSource, list_folder, parse_source, read_image
 from stream_app.synthetic import moving_shapes
 
 WIDTH, HEIGHT = 640, 480
 
 
-def bench_frames(mode: str, n: int, input_path: str | Path | None = None) -> list[np.ndarray]:
-    """``n`` frames at 640x480: from a file (looped), from the mode's own generator, or moving shapes."""
-    if input_path is not None:
-        path = Path(input_path)
-        if path.suffix.lower() in IMAGE_EXTENSIONS:
-            source = [read_image(path)]
+def source_frames(input_path: str | Path, n: int) -> list[np.ndarray]:
+    """Up to ``n`` frames from any INPUT: a video, an image, a folder of both, a camera or a stream."""
+    spec = parse_source(input_path)
+    files = list_folder(spec.target) if spec.kind == "folder" else [spec.target]
+    frames: list[np.ndarray] = []
+    for item in files:
+        if spec.kind == "image" or Path(item).suffix.lower() in IMAGE_EXTENSIONS and spec.kind == "folder":
+            frames.append(read_image(item))
         else:
-            source = [frame for _, _, frame in iter_video(path)]
+            with VideoSource(spec if spec.kind != "folder" else str(item)) as video:
+                frames.extend(frame for _, _, frame in islice(video.frames(), n - len(frames)))
+        if len(frames) >= n:
+            break
+    return frames
+
+
+def bench_frames(mode: str, n: int, input_path: str | Path | None = None) -> list[np.ndarray]:
+    """``n`` frames at 640x480: from an INPUT (looped), from the mode's own generator, or moving shapes."""
+    if input_path is not None:
+        source = source_frames(input_path, n)
         frames = [source[i % len(source)] for i in range(n)]
     else:
         spec = get_mode(mode)

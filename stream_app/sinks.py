@@ -99,16 +99,25 @@ def _fit(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 class JsonlSink(_ClosingSink):
     """One JSON object per line per frame (schema in the README and :meth:`FrameResult.to_json`); ``frame`` counts
-    the records written, ``time_s`` is the result's (0.0 for a still image)."""
+    the records written, ``time_s`` is the result's (0.0 for a still image). One JSONL for the files of a folder:
+    :meth:`start_source` before each file adds ``source`` to its records and numbers its frames from 0."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = self.path.open("w", encoding="utf-8")
         self.lines = 0
+        self._source: str | None = None
+        self._first_line = 0
 
-    def write(self, frame: np.ndarray, result: FrameResult) -> None:
-        self._fh.write(json.dumps(result.to_json(self.lines, result.time_s or 0.0)) + "\n")
+    def start_source(self, name: str) -> None:
+        self._source, self._first_line = name, self.lines
+
+    def write(self, frame: np.ndarray | None, result: FrameResult) -> None:
+        record = result.to_json(self.lines - self._first_line, result.time_s or 0.0)
+        if self._source is not None:
+            record["source"] = self._source
+        self._fh.write(json.dumps(record) + "\n")
         self.lines += 1
 
     def close(self) -> None:

@@ -228,7 +228,16 @@ def _start_and_wait(driver, processed, what: str):
         return _poll(processed, timeout=90, interval=1.0, what=what)
     except AssertionError:
         print(f"[browser test] nothing after 90 s; restarting the stream. Panel:\n{_panel_text(driver, 'live')}")
-        _click_in_component(driver, "STOP")
+        # Under load the stream may have ended by itself (streamlit-webrtc ends it, for one, when a callback takes
+        # over 10 s): then there is no STOP to click, only START.
+        driver.switch_to.frame(_poll(lambda: _component_iframe(driver), timeout=60, what="the webrtc_streamer iframe"))
+        try:
+            stop = _poll(lambda: _button(driver, "STOP") or _button(driver, "START"), timeout=60,
+                         what="the STOP or START button")
+            if stop.text.strip().upper() == "STOP":
+                stop.click()
+        finally:
+            driver.switch_to.default_content()
         _click_in_component(driver, "START")
         return _poll(processed, timeout=120, interval=1.0, what=what, context=lambda: _panel_text(driver, "live"))
 
@@ -278,6 +287,36 @@ def test_live_motion_frames_round_trip(app_url, browser, camera_file):
         _poll(lambda: _button(driver, "STOP"), timeout=30, what="the STOP button").click()
     finally:
         driver.switch_to.default_content()
+
+
+def test_live_recording_offers_the_mp4_and_the_jsonl(app_url, browser):
+    """Record on, START, frames flow, STOP: the page offers the recorded MP4 and the per-frame JSONL, and says how
+    many frames and results they hold (read server-side from the finished files)."""
+    from selenium.webdriver.common.by import By
+
+    driver = browser
+    driver.get(f"{app_url}/?mode=motion")
+    _poll(lambda: "frames shown: 0" in _panel_text(driver, "live"), timeout=120, what="the Live page's panel")
+    driver.find_element(By.XPATH, "//label[contains(., 'Record the stream')]").click()
+    _poll(lambda: driver.find_element(By.CSS_SELECTOR, ".st-key-live-record input").is_selected(), timeout=30,
+          what="the Record checkbox to be ticked")
+
+    def processed() -> bool:
+        frames = re.search(r"frames shown: (\d+)", _panel_text(driver, "live"))
+        return bool(frames and int(frames.group(1)) >= 30)
+
+    _start_and_wait(driver, processed, ">= 30 frames shown while recording")
+    _poll(lambda: "Recording: the annotated video" in driver.find_element(By.TAG_NAME, "body").text, timeout=30,
+          what="the recording note")
+    _click_in_component(driver, "STOP")
+    body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    text = _poll(lambda: re.search(r"Recorded (\d+) frames; (\d+) results", body()), timeout=60,
+                 what="the finished recording", context=body)
+    frames, results = int(text.group(1)), int(text.group(2))
+    print(f"\n[browser test] recording: {frames} frames in the MP4, {results} results in the JSONL")
+    assert frames >= 10 and results >= 30
+    assert _button(driver, "Recording (MP4)") and _button(driver, "Results per frame (JSONL)")
+    _screenshot(driver, "live-recorded")
 
 
 def test_camera_frames_hold_no_annotation_colours():
@@ -437,3 +476,32 @@ def test_live_page_says_what_to_check_when_no_connection_forms(app_url, network,
         _screenshot(driver, "no_connection")
     finally:
         driver.quit()
+
+
+@pytest.mark.data
+def test_replay_of_a_fingerspelling_video_shows_its_letters_and_text(app_url, browser, rf_test_photo, tmp_path):
+    """A 3-second video of a held ASL "B" (a Roboflow test photo, made into an MP4 here) processed on the Replay
+    page: the page shows the spelled text and the letters seen with their times, and offers no counts CSV."""
+    from selenium.webdriver.common.by import By
+
+    from stream_app.synthetic import write_video
+
+    frame = np.full((480, 640, 3), 90, np.uint8)
+    frame[32:448, 112:528] = rf_test_photo("B19")
+    video = write_video(tmp_path / "held_b.mp4", (frame for _ in range(90)), fps=30)
+    driver = browser
+    driver.get(f"{app_url}/replay?mode=fingerspell")
+    body = lambda: driver.find_element(By.TAG_NAME, "body").text  # noqa: E731
+    _poll(lambda: "Upload a video or pick a sample." in body(), timeout=120, what="the Replay page")
+    _poll(lambda: driver.find_element(By.CSS_SELECTOR, "input[type=file]"), timeout=30,
+          what="the file input").send_keys(str(video))
+    _poll(lambda: "90 frames" in body(), timeout=60, what="the video's description", context=body)
+    _poll(lambda: _button(driver, "Process"), timeout=30, what="the Process button").click()
+    _poll(lambda: "held_b.mp4 with fingerspell: 90 frames" in body(), timeout=240, interval=1.0,
+          what="the video processed", context=body)
+    text = _poll(lambda: (lambda t: t if "Letters seen" in t else None)(body()), timeout=30, what="the letters",
+                 context=body)
+    print(f"[browser test] replay of a held B:\n{text[text.index('Spelled text'):][:300]}")
+    assert "Spelled text" in text and re.search(r"^B 0\.\d-\d\.\d s", text, re.M), text
+    assert "Counts over time" not in text and "Per-frame JSONL" in text
+    _screenshot(driver, "replay_fingerspell")

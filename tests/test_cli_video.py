@@ -132,7 +132,7 @@ def test_unknown_setting_is_a_usage_error(ten_second_video, capsys):
 
 def test_one_loop_sends_every_frame_to_every_sink_and_closes_them_when_the_input_breaks(tmp_path):
     """pipeline.run: the annotated MP4, the JSONL and the counts CSV get the same frames in order; a source that fails
-    part-way still leaves complete, closed files for the frames before the break."""
+    part-way still leaves complete, closed files for the frames before the break, the JSONL ending with the error."""
     import csv
 
     from stream_app.modes import create_processor, get_mode
@@ -150,6 +150,8 @@ def test_one_loop_sends_every_frame_to_every_sink_and_closes_them_when_the_input
         run(frames(), create_processor("motion"), sinks)
     assert sum(1 for _ in iter_video(tmp_path / "a.mp4")) == 40
     records = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
+    assert records[-1]["error"] == "the source broke"  # the JSONL ends saying why (issue 12: partial outputs say so)
+    records = records[:-1]
     assert [r["frame"] for r in records] == list(range(40)) and records[-1]["time_s"] == pytest.approx(3.9)
     rows = list(csv.DictReader((tmp_path / "a.csv").open()))
     assert [float(r["time_s"]) for r in rows] == [r["time_s"] for r in records if r["counts"]]

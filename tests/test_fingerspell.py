@@ -13,7 +13,8 @@ import pytest
 from stream_app.config import VENDOR_DIR
 from stream_app.modes.fingerspell import LETTERS
 from stream_app.modes.fingerspell.hands import Hand, choose_signing_hand, landmark_features, square_crop
-from stream_app.modes.fingerspell.speller import MotionTracker, Speller, is_j_path, is_z_path
+from stream_app.modes.fingerspell.motion import MotionTracker, is_j_path, is_z_path
+from stream_app.modes.fingerspell.speller import Speller
 from stream_app.modes.fingerspell.models import MODEL_DIR
 
 needs_bundle = pytest.mark.skipif(not (VENDOR_DIR / "hand_landmarker.task").is_file(),
@@ -67,10 +68,10 @@ def test_square_crop_is_square_centred_and_mirrors():
 
 
 # ------------------------------------------------------------------------------------------------ spelling
-def feed(speller: Speller, t0: float, seconds: float, letter, score=0.9, fps=30.0, **kw) -> float:
+def feed(speller: Speller, t0: float, seconds: float, letter, fps=30.0, **kw) -> float:
     n = int(round(seconds * fps))
     for i in range(n):
-        speller.update(t0 + i / fps, letter, score, **kw)
+        speller.update(t0 + i / fps, letter, **kw)
     return t0 + n / fps
 
 
@@ -98,12 +99,29 @@ def test_double_letter_needs_a_release():
     assert s.text == "LLL"
 
 
-def test_unsure_letters_are_not_added_and_still_j_z_never_are():
-    s = Speller(stable_s=0.4, min_confidence=0.6)
-    t = feed(s, 0.0, 1.0, "A", score=0.4)
-    t = feed(s, t, 1.0, "J")
-    feed(s, t, 1.0, "Z")
-    assert s.text == ""
+def test_no_letter_shown_is_a_release_and_j_z_join_only_with_their_motion():
+    s = Speller(stable_s=0.4, release_s=0.25)
+    t = feed(s, 0.0, 1.0, "A")
+    t = feed(s, t, 0.3, None, hand=True)      # the hand stays, no letter is shown: a release after release_s
+    t = feed(s, t, 1.0, "A")
+    assert s.text == "AA"
+    t = feed(s, t, 1.0, "J")                  # J / Z shown without their motion never join the text
+    t = feed(s, t, 1.0, "Z")
+    assert s.text == "AA"
+    assert s.update(t, "J", motion=True) == "J" and s.text == "AAJ"
+    feed(s, t + 0.03, 1.0, "J")               # the held end of the motion does not add it again
+    assert s.text == "AAJ"
+
+
+def test_a_letter_counts_its_hold_from_when_it_began_to_win_but_not_from_before_a_button():
+    s = Speller(stable_s=0.6)
+    assert s.update(1.0, "B", since=0.5) is None           # shown at 1.0, winning since 0.5
+    assert s.update(1.1, "B", since=0.5) == "B"            # 0.6 s after it began to win
+    s.space()
+    t = feed(s, 1.2, 0.5, "C", since=0.0)                  # began to win long ago, but a button was pressed since
+    assert s.text == "B "
+    feed(s, t, 0.2, "C", since=0.0)
+    assert s.text == "B C"
 
 
 def test_space_delete_clear_are_thread_safe_buttons():
@@ -146,31 +164,12 @@ def test_motion_shapes_on_synthetic_trajectories():
     assert not is_z_path(J_PATH)
 
 
-def _spell_motion(letter_shape: str, path: np.ndarray, tip: str) -> str:
-    s = Speller(stable_s=0.5, release_s=0.25)
-    size, t = 100.0, 0.0
-    still = (300.0, 200.0)
-    for _ in range(20):                       # the shape held still first (it may be added as a still letter)
-        s.update(t, letter_shape, 0.9, index_tip=still, pinky_tip=still, hand_size=size)
-        t += 1 / 30
-    for dx, dy in path:
-        p = (still[0] + dx * size, still[1] + dy * size)
-        kw = {"index_tip": p, "pinky_tip": still} if tip == "index" else {"index_tip": still, "pinky_tip": p}
-        s.update(t, letter_shape, 0.9, hand_size=size, **kw)
-        t += 1 / 30
-    for _ in range(30):                       # and held after the motion: not added again
-        s.update(t, letter_shape, 0.9, index_tip=p, pinky_tip=p, hand_size=size)
-        t += 1 / 30
-    return s.text
-
-
-def test_j_and_z_are_spelled_from_motion():
-    assert _spell_motion("I", J_PATH, "pinky") == "J"
-    assert _spell_motion("D", Z_PATH, "index") == "Z"
-    assert _spell_motion("I", Z_PATH, "index") == "I"          # a Z path with the I shape is no Z
-    assert _spell_motion("A", J_PATH, "pinky") == "A"          # J motion needs the I shape
+def test_motion_tracker_needs_a_moving_tip():
     tracker = MotionTracker(window_s=1.0)
     assert all(tracker.update(i / 30, (0, 0), (0, 0), 100, False, "I") is None for i in range(60))
+    tracker = MotionTracker(window_s=1.0)
+    assert any(tracker.update(i / 30, (0, 0), (300 + 100 * x, 200 + 100 * y), 100, False, "I") == "J"
+               for i, (x, y) in enumerate(J_PATH))
 
 
 # ------------------------------------------------------------------------------------------- real MediaPipe
@@ -303,11 +302,12 @@ def test_stream_reclassifies_a_still_hand_every_other_frame_and_a_moved_hand_at_
         proc._classifiers = copy.copy(proc._classifiers)
         proc._classifiers.predict = lambda *a, **k: calls.append(1) or real_predict(*a, **k)
         try:
-            letters = [proc.process(image, i / 30).extras.letter for i in range(8)]
-            assert len(calls) in expected_calls and set(letters) == {"B"}
+            results = [proc.process(image, i / 30) for i in range(8)]
+            assert len(calls) in expected_calls and {r.top_k[0][0] for r in results} == {"B"}
+            assert results[-1].extras.letter == "B"
             calls.clear()
-            changed = proc.process(other, 8 / 30)  # another hand shape: classified on its first frame
-            assert len(calls) == 1 and changed.extras.letter == "C"
+            changed = proc.process(other, 8 / 30)  # another hand shape: classified on its first frame, and the
+            assert len(calls) == 1 and changed.top_k[0][0] == "C"  # average starts afresh with it
         finally:
             proc.close()
 
@@ -323,7 +323,7 @@ def test_stream_spells_a_held_letter(rf_test_photo):
         letters = [proc.process(image, i / 30).extras.letter for i in range(20)]
         assert proc.process(np.zeros((416, 416, 3), np.uint8), 0.7).extras.letter is None
         assert proc.speller.text and set(proc.speller.text) <= set(letters)
-        proc.actions()["Clear"]()
+        proc.actions()["Clear text"]()
         assert proc.speller.text == ""
     finally:
         proc.close()
@@ -368,7 +368,10 @@ def test_process_video_writes_letters_and_text(rf_test_photo, tmp_path, capsys):
                  "--set", "min_confidence=0.0"]) == 0
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(records) == 35
-    assert all(r["letter"] in LETTERS and len(r["top_k"]) == 5 for r in records[:30])
+    assert all(len(r["top_k"]) == 5 and r["detections"] for r in records[:30])
+    # a stream's letter is the decision: none until one letter has clearly won for show_s (0.2 s), then held
+    shown = [r["letter"] for r in records[:30]]
+    assert shown[0] is None and shown[-1] in LETTERS and set(shown[shown.index(shown[-1]):30]) == {shown[-1]}
     assert all(r["letter"] is None and r["warning"] == "no hand" for r in records[-3:])
     assert records[-1]["text"] and records[0]["text"] == ""
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["text"] == records[-1]["text"]

@@ -15,13 +15,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stream_app"
 
 # Lowest first. A module's floor is the first entry that is its name or a package above it.
 FLOORS = [
-    ["stream_app", "stream_app.errors", "stream_app.config"],
+    ["stream_app", "stream_app.errors", "stream_app.config", "stream_app.threads"],
     ["stream_app.frames", "stream_app.results", "stream_app.onnx_cpu", "stream_app.backbones", "stream_app.training"],
     ["stream_app.sources", "stream_app.annotators", "stream_app.sinks", "stream_app.synthetic"],
     ["stream_app.modes.base"],
     ["stream_app.modes.*"],  # one package per mode
     ["stream_app.modes"],  # the registry
-    ["stream_app.pipeline", "stream_app.bench", "stream_app.live"],
+    ["stream_app.pipeline", "stream_app.bench", "stream_app.batch", "stream_app.live"],
     ["stream_app.cli", "stream_app.__main__", "stream_app.ui"],
 ]
 

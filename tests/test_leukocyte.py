@@ -377,7 +377,7 @@ def test_live_boxes_move_with_the_slide_between_detections():
 def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
     """The live page's path with the real detector: every camera frame comes back at once (with the latest boxes)
     while the processor detects on the newest frame in the worker's thread; a WBC is found, tracked and counted;
-    "Reset counts" (between frames, as the page runs it) zeroes the unique count."""
+    "Reset WBC counts" (between frames, as the page runs it) zeroes the unique count."""
     from stream_app.live import LiveStream
     from stream_app.modes import get_mode
     from stream_app.modes.leukocyte.data import load_split
@@ -403,7 +403,7 @@ def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
         assert np.median(times) < 0.03  # frames flow while the detector works in the background
         assert stream.worker.stats().processed < i  # ... on the newest frames only
         with stream.worker.exclusive() as processor:
-            processor.actions()["Reset counts"]()
+            processor.actions()["Reset WBC counts"]()
         done = stream.worker.stats().processed
         while stream.worker.stats().processed < done + 1:
             stream.show(frame, i / 30)

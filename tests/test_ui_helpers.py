@@ -17,12 +17,12 @@ from stream_app.annotators import annotate
 from stream_app.modes import get_mode, mode_names, setting
 from stream_app.modes.base import ModeSpec, Processor
 from stream_app.modes.fingerspell.processor import FingerspellExtras
-from stream_app.results import FrameResult
+from stream_app.results import Detections, FrameResult
 from stream_app.synthetic import moving_shapes
 from stream_app.live import SessionSlots
 from stream_app.ui.channel import LiveFrameHandler, LiveSession, PanelState, RateMeter, ResultChannel
 from stream_app.ui.controls import changed_settings, control_for, controls_for
-from stream_app.ui.panel import counts_csv_bytes, panel_lines, result_lines
+from stream_app.ui.panel import counts_csv_bytes, panel_lines, result_lines, timings_line
 
 
 class FakeClock:
@@ -72,8 +72,14 @@ def test_channel_counts_shown_and_analysed_frames_drops_errors_and_keeps_the_new
     assert snap.frames == 20 and snap.analysed == 11 and snap.errors == 2 and snap.dropped == 3
     assert snap.last_error == "RuntimeError: annotate failed"
     assert snap.result.error == "ValueError: bad"
-    assert snap.fps == pytest.approx(20.0, rel=0.06) and snap.analysed_fps == pytest.approx(10.0, rel=0.15)
+    assert snap.fps == 0.0  # nothing went out yet: the panel's fps counts only frames the DeliveryMeter reports sent
+    assert snap.callback_fps == pytest.approx(20.0, rel=0.06) and snap.analysed_fps == pytest.approx(10.0, rel=0.15)
     assert snap.latency_ms == 4.0 and snap.overlay_age_ms == pytest.approx(59.5) and snap.behind_ms == 1.0
+    for i in range(5):
+        channel.delivered(1, at=clock.now - 0.4 + 0.1 * i)
+    channel.delivered(0, dropped=2)
+    snap = channel.snapshot()
+    assert snap.fps == pytest.approx(10.0, rel=0.05) and snap.undelivered == 2
     rows = channel.counts_rows()
     assert len(rows) == 10 and snap.counts_rows == 10
     assert rows[0] == {"time_s": 0.0, "moving": 1} and rows[-1] == {"time_s": 0.9, "moving": 19}
@@ -156,19 +162,20 @@ def test_frame_handler_sends_every_frame_back_at_once_with_the_latest_overlay():
     session = _session(lambda values: get_mode("motion").create(live=True))
     handler = LiveFrameHandler(session)
     try:
-        changed = 0
+        changed = []
         for image, frame in _av_frames(30):
             out = handler(frame)
             assert isinstance(out, av.VideoFrame)
             assert (out.width, out.height) == (320, 240) and out.pts == frame.pts
-            changed += int(not np.array_equal(out.to_ndarray(format="rgb24"), image))
+            changed.append(not np.array_equal(out.to_ndarray(format="rgb24"), image))
             time.sleep(1 / 30)
         _wait(lambda: session.channel.snapshot().analysed >= 2)
         snap = session.channel.snapshot()
         assert snap.frames == 30 and snap.errors == 0 and snap.size == (320, 240)
         assert 1 <= snap.analysed <= 30 and snap.overlay_age_ms is not None and snap.overlay_age_ms >= 0
         assert snap.result.counts["moving"] >= 1  # the shapes move
-        assert changed >= 25  # all but the first frames (before the first result) carry at least the status label
+        first = changed.index(True)  # the first frames go back before the first result exists (how many: the load)
+        assert first <= 20 and all(changed[first:])  # from then on every frame carries at least the status label
     finally:
         session.close()
 
@@ -445,16 +452,19 @@ def test_panel_lines_show_counters_and_the_result():
     result = FrameResult(mode="fingerspell", top_k=[("B", 0.91), ("D", 0.05)],
                          extras=FingerspellExtras(letter="B", letter_score=0.91, text="AB"), counts={"WBC": 2},
                          timings_ms={"hand": 6.0, "total": 12.5}, warning="no hand")
-    lines = panel_lines(PanelState(frames=42, fps=27.64, latency_ms=12.25, analysed=20, analysed_fps=14.04,
-                                   overlay_age_ms=71.4, behind_ms=12.6, dropped=3, errors=1, result=result,
-                                   size=(640, 480)))
+    state = PanelState(frames=42, fps=27.64, callback_fps=27.8, latency_ms=12.25, analysed=20, analysed_fps=14.04,
+                       overlay_age_ms=71.4, behind_ms=12.6, dropped=3, errors=1, result=result, size=(640, 480))
+    lines = panel_lines(state)
     assert lines[:9] == ["frames shown: 42 at 640x480", "fps shown: 27.6", "frames analysed: 20", "fps analysed: 14.0",
                          "overlay age (median): 71 ms", "waited before the callback (median): 13 ms",
                          "frames dropped: 3 (video), 22 not analysed (the analysis takes the newest frame)",
                          "latency (callback, median): 12.2 ms", "errors: 1"]
     assert "letter: B (91%)" in lines and "top-k: B 0.91, D 0.05" in lines and "text: AB" in lines
     assert "WBC: 2" in lines and "warning: no hand" in lines
-    assert lines[-1] == "timings: hand 6.0 ms, total 12.5 ms"
+    assert lines[-1] == "timings: callback 12.2 ms; model (background) total 12.5 ms (hand 6.0)"
+    assert panel_lines(state, running=False)[1] == "fps shown: 0.0 (not streaming)"  # after STOP, not the last rate
+    slower = panel_lines(PanelState(frames=9, fps=20.0, callback_fps=23.0, undelivered=3))[2]
+    assert slower == "handed back by the callback: 23.0/s; 3 never sent"
     assert result_lines(None) == ["no frame processed yet"]
     assert result_lines(FrameResult(mode="m")) == ["(nothing found in this frame)"]
 
@@ -478,3 +488,116 @@ def test_no_ice_server_by_default_and_none_substituted(monkeypatch):
     rtc = rtc_configuration()
     assert rtc == {"iceServers": [{"urls": ["stun:127.0.0.1:3478"]}]}
     assert _resolve_server_rtc_configuration(rtc).iceServers == [RTCIceServer(urls=["stun:127.0.0.1:3478"])]
+
+
+def test_timings_line_keeps_the_background_model_apart_from_the_callback():
+    result = FrameResult(mode="leukocyte", timings_ms={"preprocess": 1.5, "detect": 64.0, "track": 0.3, "total": 66.2})
+    assert timings_line(result, callback_ms=2.2) == ("callback 2.2 ms; model (background) total 66.2 ms "
+                                                     "(preprocess 1.5, detect 64.0, track 0.3)")
+    still = FrameResult(mode="motion", timings_ms={"subtract": 3.0, "total": 3.4})
+    assert timings_line(still) == "total 3.4 ms (subtract 3.0)"
+    assert timings_line(FrameResult(mode="m")) == "" and timings_line(None) == ""
+    assert timings_line(None, callback_ms=1.0) == "callback 1.0 ms"
+
+
+def test_delivery_meter_counts_what_streamlit_webrtc_really_sends():
+    """The real ``AsyncVideoProcessTrack`` (async_processing=True) with a 30 fps source and a sender that asks for a
+    frame now and then: the frames it sends that the callback made are what the meter calls sent; the rest of the
+    processed ones it calls never sent."""
+    import asyncio
+    import fractions
+    import time as _time
+
+    from aiortc import MediaStreamTrack
+    from streamlit_webrtc.models import CallbackAttachableProcessor
+    from streamlit_webrtc.process import AsyncVideoProcessTrack
+
+    class Camera(MediaStreamTrack):
+        kind = "video"
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.n = 0
+
+        async def recv(self):
+            await asyncio.sleep(1 / 30)
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            frame.pts, frame.time_base = self.n * 3000, fractions.Fraction(1, 90000)
+            self.n += 1
+            return frame
+
+    class Quick(Processor):
+        mode = "quick"
+
+        def _process(self, frame, timestamp_s):
+            return FrameResult(mode=self.mode)
+
+    calls = []
+
+    def slowish_annotate(image, result, *args):  # drawing runs in the callback: now faster, now slower than the camera
+        calls.append(1)
+        _time.sleep((0.002, 0.045, 0.01)[len(calls) % 3])
+        return image.copy()
+
+    session = LiveSession(lambda settings: Quick(None, live=True), slowish_annotate, slots=SessionSlots(4))
+    handler = LiveFrameHandler(session)
+    made: list = []
+    real_returned = session.delivery.returned
+    session.delivery.returned = lambda frame: (made.append(frame), real_returned(frame))[1]
+
+    async def run() -> list:
+        track = AsyncVideoProcessTrack(Camera(), CallbackAttachableProcessor(handler, None, None))
+        got, last = [], None
+        for i in range(150):
+            frame = await track.recv()
+            if frame is not last:
+                got.append(frame)
+            last = frame
+            await asyncio.sleep((0.0, 0.03, 0.06)[i % 3])  # the encoder, sometimes slower than the camera
+        track.stop()
+        return got
+
+    got = asyncio.run(run())
+    session.close()
+    session.delivery.give_up_s = 0.0
+    session.delivery.check()
+    snap = session.channel.snapshot()
+    sent = sum(1 for f in got if any(f is m for m in made))
+    print(f"[delivery] processed {snap.frames}, never sent {snap.undelivered}, sent {sent}")
+    assert len(made) == snap.frames and snap.undelivered > 0  # this pacing does make streamlit-webrtc drop some
+    assert snap.frames - snap.undelivered == pytest.approx(sent, abs=2), (snap.frames, snap.undelivered, sent)
+
+
+def test_letter_runs_read_the_letters_a_video_showed():
+    from stream_app.ui.panel import letter_runs, letters_line
+
+    letters = [None] * 3 + ["B"] * 12 + ["D"] * 2 + ["B"] * 3 + [None] * 5 + ["C"] * 9
+    records = [{"frame": i, "time_s": i / 30, "letter": letter} for i, letter in enumerate(letters)]
+    runs = letter_runs(records)
+    assert [r[0] for r in runs] == ["B", "C"]  # D (2 frames) and the second B (3 frames) are under 0.2 s
+    assert runs[0][1] == pytest.approx(0.1) and runs[0][2] == pytest.approx(0.5)
+    assert letters_line(runs) == "B 0.1-0.5 s, C 0.8-1.1 s"
+    assert letter_runs([]) == [] and letters_line([]) == ""
+
+
+def test_display_width_keeps_tall_pictures_on_the_screen():
+    from stream_app.ui.panel import display_width
+
+    assert display_width(1080, 1920) == 360  # a portrait phone video: 640 px tall, not 1600
+    assert display_width(1920, 1080) == 900 and display_width(0, 0) == 900
+
+
+def test_small_images_are_drawn_enlarged_so_labels_do_not_cover_them():
+    image = np.full((28, 28, 3), 90, np.uint8)
+    result = FrameResult(mode="classify", top_k=[("pneumonia", 0.8), ("normal", 0.2)], counts={"x": 1},
+                         detections=Detections([[4, 4, 20, 20]], [0.9], ["thing"]))
+    out = annotate(image, result)
+    assert out.shape == (252, 252, 3)  # 28 x 9 >= 240
+    assert (out[120:130, 120:130] == 90).all()  # the middle of the image is not under a label
+    big = np.full((480, 640, 3), 90, np.uint8)
+    assert annotate(big, result).shape == big.shape
+
+
+def test_fingerspelling_offers_no_counts_csv_the_counting_modes_do():
+    assert get_mode("fingerspell").counts_over_time is False
+    assert get_mode("leukocyte").counts_over_time and get_mode("motion").counts_over_time

@@ -120,7 +120,7 @@ class Processor(abc.ABC):
         """Forget per-stream state (spelled text, tracks, counts)."""
 
     def actions(self) -> dict[str, Callable[[], None]]:
-        """Buttons the pages show for this mode, by label (e.g. "Space", "Delete", "Clear text", "Reset counts").
+        """Buttons the pages show for this mode, by label (e.g. "Space", "Delete", "Clear text", "Reset WBC counts").
         Live pages call them from the page's thread between frames (the session holds the worker meanwhile), like
         :meth:`update_settings` and :meth:`reset`."""
         return {}
@@ -184,7 +184,8 @@ class ModeSpec:
     :mod:`stream_app.annotators` plus any of the mode's own). ``follower()`` makes, per live stream, an object that
     carries the latest result to the newer camera frame it is drawn on: ``see(frame, time_s)`` on every camera frame
     (cheap: it runs in the frame callback), ``carry(result, time_s) -> result`` before drawing (e.g. the boxes moved
-    by the slide's motion since the analysed frame; :mod:`stream_app.live`).
+    by the slide's motion since the analysed frame; :mod:`stream_app.live`). ``counts_over_time``: the pages
+    offer the counts CSV.
     """
 
     name: str
@@ -203,6 +204,7 @@ class ModeSpec:
     follower: Callable | str | None = None
     notice: str | None = None
     annotators: tuple = DEFAULT_ANNOTATORS
+    counts_over_time: bool = True  # whether a "counts over time" CSV means something (fingerspelling's does not)
 
     def __post_init__(self) -> None:
         for name in HOOKS:

@@ -7,17 +7,11 @@ Images (still images). Every mode in the registry appears on every page.
 from __future__ import annotations
 
 import logging
-import sys
-from pathlib import Path
 
-# `streamlit run` puts this file's folder on sys.path, not the project root that holds the package.
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import streamlit as st
 
-import streamlit as st  # noqa: E402
-
-from stream_app.ui import images, live, loopback_ice, replay  # noqa: E402
+# The package comes from the environment (`pip install -e .`, which scripts/setup.sh does), not from this file's place.
+from stream_app.ui import images, live, loopback_ice, replay
 
 for noisy in ("aioice", "aiortc"):
     logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -14,6 +14,15 @@ Where frames are dropped instead of queued, and counted for the panel: frames th
 worker keeps only the newest), camera frames that came while the callback was busy (streamlit-webrtc hands the
 callback all frames queued since its last call; it processes the newest), and annotated frames the video encoder had
 no time for (:mod:`.relay`).
+
+**Delivered, not processed.** With ``async_processing`` streamlit-webrtc (0.79, ``process.AsyncMediaProcessTrack``)
+runs the callback in a worker thread and queues its output; each frame the WebRTC sender asks for takes the oldest
+queued annotated frame, re-stamped with the newest input frame's ``pts``, or re-sends the last one. When the callback
+finishes two frames between two such requests, the queue keeps the oldest and throws the others away: processed, never
+shown. Counting callback runs therefore read ~13% above what the browser got (issue 12). :class:`DeliveryMeter` tells
+the two apart by that re-stamp: an annotated frame whose ``pts`` changed after the callback returned it went out; one
+older than a frame that went out, or left for :attr:`DeliveryMeter.give_up_s`, was thrown away. The panel's fps is
+the delivered rate; frames processed but not delivered are counted too.
 """
 
 from __future__ import annotations
@@ -75,8 +84,10 @@ class RateMeter:
 class PanelState:
     """A consistent copy of what the side panel shows."""
 
-    frames: int = 0  # camera frames that went back to the browser
-    fps: float = 0.0  # of those, per second (the last 2 s)
+    frames: int = 0  # camera frames the callback handed back (each with the latest overlay)
+    fps: float = 0.0  # annotated frames per second that went out to the browser (:class:`DeliveryMeter`; last 2 s)
+    callback_fps: float = 0.0  # frames per second the callback handed back
+    undelivered: int = 0  # handed back but never sent (streamlit-webrtc kept an older one)
     latency_ms: float | None = None  # the callback's own time per frame (median)
     analysed: int = 0  # results the mode's processor made (each on the newest frame of its time)
     analysed_fps: float = 0.0
@@ -107,6 +118,8 @@ class ResultChannel:
 
     def _clear(self) -> None:
         self._shown_meter = RateMeter()
+        self._delivered = RateMeter()
+        self._undelivered = 0
         self._analysed_meter = RateMeter()
         self._ages: deque[float] = deque(maxlen=60)
         self._behind: deque[float] = deque(maxlen=60)
@@ -150,6 +163,15 @@ class ResultChannel:
             if result.counts:
                 self._rows.append({"time_s": round(now - self._start, 3), **result.counts})
 
+    def delivered(self, sent: int = 1, dropped: int = 0, at: float | None = None) -> None:
+        """``sent`` annotated frames went out to the browser (at the clock time ``at``, default now); ``dropped``
+        were handed back but thrown away (:class:`DeliveryMeter`)."""
+        now = self._clock() if at is None else at
+        with self._lock:
+            for _ in range(sent):
+                self._delivered.tick(now)
+            self._undelivered += dropped
+
     def note_dropped(self, n: int = 1) -> None:
         """Video frames dropped after the callback (the encoder was busy; :mod:`.relay`)."""
         with self._lock:
@@ -173,7 +195,8 @@ class ResultChannel:
         with self._lock:
             ages = np.fromiter(self._ages, dtype=float) if self._ages else None
             behind = float(np.median(np.fromiter(self._behind, dtype=float))) if self._behind else None
-            return PanelState(frames=self._frames, fps=self._shown_meter.fps(now),
+            return PanelState(frames=self._frames, fps=self._delivered.fps(now), callback_fps=self._shown_meter.fps(now),
+                              undelivered=self._undelivered,
                               latency_ms=self._shown_meter.latency_ms(), analysed=self._analysed,
                               analysed_fps=self._analysed_meter.fps(now),
                               overlay_age_ms=None if ages is None else float(np.median(ages)), behind_ms=behind,
@@ -188,6 +211,45 @@ class ResultChannel:
     def reset(self) -> None:
         with self._lock:
             self._clear()
+
+
+class DeliveryMeter:
+    """Which annotated frames went out to the browser (see the module docstring): :meth:`returned` is told of each
+    frame the callback hands back, :meth:`check` (at the start of the next callback) reports to the channel the ones
+    whose ``pts`` streamlit-webrtc has re-stamped since (sent), and the ones that can no longer go (dropped). Only the
+    callback's thread calls it. A frame without ``pts`` cannot be followed and counts as sent."""
+
+    give_up_s = 2.0
+
+    def __init__(self, channel: "ResultChannel", clock: Callable[[], float] = time.monotonic) -> None:
+        self.channel, self.clock = channel, clock
+        self._pending: deque[tuple[Any, Any, float]] = deque()  # (frame, pts when returned, time returned)
+
+    def returned(self, frame: Any) -> None:
+        pts = getattr(frame, "pts", None)
+        if pts is None:
+            self.channel.delivered(1)
+            return
+        self._pending.append((frame, pts, self.clock()))
+
+    def check(self) -> None:
+        if not self._pending:
+            return
+        now = self.clock()
+        sent_at = [i for i, (frame, pts, _) in enumerate(self._pending) if frame.pts != pts]
+        last_sent = sent_at[-1] if sent_at else -1
+        sent = dropped = 0
+        keep: deque = deque()
+        for i, item in enumerate(self._pending):
+            if i in sent_at:
+                sent += 1
+            elif i < last_sent or now - item[2] > self.give_up_s:
+                dropped += 1
+            else:
+                keep.append(item)
+        self._pending = keep
+        if sent or dropped:
+            self.channel.delivered(sent, dropped)
 
 
 class _Resources:
@@ -237,6 +299,7 @@ class LiveSession:
         self.follower = follower
         self.settings = dict(settings or {})
         self.channel = channel or ResultChannel()
+        self.delivery = DeliveryMeter(self.channel)  # here, not in the handler: the page makes a handler every run
         self.slots = slots if slots is not None else live_slots()
         self.idle_s = float(idle_s)
         self.name = name
@@ -412,11 +475,14 @@ class LiveFrameHandler:
     last call, sends back the newest and counts the others as dropped (``__call__`` takes one frame). Any exception
     (conversion, annotation, a processor that cannot be made) is caught, counted in the channel and the raw frame is
     returned, so the stream goes on. A session over the server's cap gets its frames back darkened with a message.
+    Each frame handed back goes to the session's :class:`DeliveryMeter`, which learns later whether it went out.
     """
 
-    def __init__(self, session: LiveSession, clock: Callable[[], float] = time.perf_counter) -> None:
+    def __init__(self, session: LiveSession, clock: Callable[[], float] = time.perf_counter,
+                 on_result: Callable[[FrameResult, float], None] | None = None) -> None:
         self.session = session
         self.clock = clock
+        self.on_result = on_result  # every shown frame's result (the overlay drawn on it): the Live page's recording
         self._t0: float | None = None
 
     def _timestamp(self, frame) -> float:
@@ -440,8 +506,10 @@ class LiveFrameHandler:
 
         session = self.session
         start = self.clock()
+        session.delivery.check()
         session.last_frame = time.monotonic()
         behind = session.behind_ms(getattr(frame, "time", None), session.last_frame)
+        out = frame
         try:
             image = frame.to_ndarray(format="rgb24")
             if not session.slots.hold(session):
@@ -449,16 +517,23 @@ class LiveFrameHandler:
                 if session.active:
                     session.release()
                 session.channel.refuse(message)
-                return self._frame(av, refused_frame(image, message), frame)
-            shown = session.ensure().show(image, self._timestamp(frame))
-            new = frame if shown.image is image else self._frame(av, shown.image, frame)
+                out = self._frame(av, refused_frame(image, message), frame)
+                return out
+            time_s = self._timestamp(frame)
+            shown = session.ensure().show(image, time_s)
+            out = frame if shown.image is image else self._frame(av, shown.image, frame)
             session.channel.shown((self.clock() - start) * 1000.0, (image.shape[1], image.shape[0]), shown.age_ms,
                                   dropped_before, behind)
-            return new
+            if self.on_result is not None and shown.result is not None:
+                self.on_result(shown.result, time_s)
+            return out
         except Exception as exc:  # noqa: BLE001 - an uncaught exception would turn the stream into an echo
             session.channel.record_error(f"{type(exc).__name__}: {exc}")
             traceback.print_exc()
-            return frame
+            out = frame
+            return out
+        finally:
+            session.delivery.returned(out)
 
     def _frame(self, av, image: np.ndarray, like):
         new = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")

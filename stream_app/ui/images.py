@@ -18,7 +18,7 @@ from stream_app.pipeline import process_image
 from stream_app.sinks import encode_png
 from stream_app.sources import read_image
 from stream_app.ui import common
-from stream_app.ui.panel import result_lines, timings_line
+from stream_app.ui.panel import display_width, result_lines, timings_line
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp"]
 CACHE_SIZE = 40
@@ -52,8 +52,9 @@ def show(name: str, outcome: dict, spec, index: int) -> None:
     result = outcome["result"]
     left, right = st.columns([3, 2])
     with left:
+        height, width = outcome["annotated"].shape[:2]
         st.image(outcome["annotated"], caption=f"{outcome['size'][0]}x{outcome['size'][1]}, {spec.title}",
-                 width="stretch")
+                 width=display_width(width, height) if height > width else "stretch")
     with right:
         st.code("\n".join(result_lines(result)), language=None, wrap_lines=True)
         if result.top_k:

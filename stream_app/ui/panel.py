@@ -30,32 +30,52 @@ def result_lines(result: FrameResult | None) -> list[str]:
     return lines or ["(nothing found in this frame)"]
 
 
-def panel_lines(state: PanelState) -> list[str]:
+def panel_lines(state: PanelState, running: bool = True) -> list[str]:
     """The side panel's text: frames shown and analysed, how fresh the overlay is, frames dropped, latency, errors,
     then the current result. Frames go back to the browser at the camera's rate; the analysis takes the newest frame
-    each time it is free, and the overlay drawn is its latest result."""
+    each time it is free, and the overlay drawn is its latest result.
+
+    ``fps shown`` is the rate of annotated frames that went out to the browser
+    (:class:`~stream_app.ui.channel.DeliveryMeter`), with the callback's own rate on a line of its own when they
+    differ; 0 once the stream has stopped (``running=False``)."""
     latency = "-" if state.latency_ms is None else f"{state.latency_ms:.1f} ms"
     age = "-" if state.overlay_age_ms is None else f"{state.overlay_age_ms:.0f} ms"
     behind = "-" if state.behind_ms is None else f"{state.behind_ms:.0f} ms"
     size = f" at {state.size[0]}x{state.size[1]}" if state.size else ""
     skipped = max(0, state.frames - state.analysed)
-    lines = [f"frames shown: {state.frames}{size}", f"fps shown: {state.fps:.1f}",
-             f"frames analysed: {state.analysed}", f"fps analysed: {state.analysed_fps:.1f}",
-             f"overlay age (median): {age}",
-             f"waited before the callback (median): {behind}",
-             f"frames dropped: {state.dropped} (video), {skipped} not analysed (the analysis takes the newest frame)",
-             f"latency (callback, median): {latency}", f"errors: {state.errors}"]
+    lines = [f"frames shown: {state.frames}{size}",
+             f"fps shown: {state.fps:.1f}" if running else "fps shown: 0.0 (not streaming)"]
+    if running and (abs(state.callback_fps - state.fps) >= 0.5 or state.undelivered):
+        lines.append(f"handed back by the callback: {state.callback_fps:.1f}/s; {state.undelivered} never sent")
+    lines += [f"frames analysed: {state.analysed}",
+              f"fps analysed: {state.analysed_fps:.1f}" if running else "fps analysed: 0.0 (not streaming)",
+              f"overlay age (median): {age}",
+              f"waited before the callback (median): {behind}",
+              f"frames dropped: {state.dropped} (video), {skipped} not analysed (the analysis takes the newest frame)",
+              f"latency (callback, median): {latency}", f"errors: {state.errors}"]
     lines += result_lines(state.result)
-    timings = timings_line(state.result)
+    timings = timings_line(state.result, callback_ms=state.latency_ms)
     if timings:
         lines.append(f"timings: {timings}")
     return lines
 
 
-def timings_line(result: FrameResult | None) -> str:
+def timings_line(result: FrameResult | None, callback_ms: float | None = None) -> str:
+    """``total`` first with its stages in brackets. On a live stream (``callback_ms`` given) the callback's own time
+    comes first and the result's times, which the analysis thread spent, follow as "model (background)": they are not
+    part of the frame's time."""
     if result is None or not result.timings_ms:
-        return ""
-    return ", ".join(f"{k} {v:.1f} ms" for k, v in result.timings_ms.items())
+        return "" if callback_ms is None else f"callback {callback_ms:.1f} ms"
+    timings = dict(result.timings_ms)
+    total = timings.pop("total", None)
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
+    if total is not None:
+        model = f"total {total:.1f} ms" + (f" ({stages})" if stages else "")
+    else:
+        model = f"{stages} ms"
+    if callback_ms is None:
+        return model
+    return f"callback {callback_ms:.1f} ms; model (background) {model}"
 
 
 def counts_csv_bytes(rows: list[dict]) -> bytes:
@@ -95,3 +115,39 @@ def no_connection_lines(waited_s: float, bind_address: str | None, ice_servers: 
         ]
     lines.append("- Then press STOP and START again.")
     return lines
+
+
+def letter_runs(records: list[dict], min_s: float = 0.2) -> list[tuple[str, float, float]]:
+    """The letters a video showed, from its JSONL records (``letter``, ``time_s``): consecutive frames with the same
+    letter become one ``(letter, start_s, end_s)``; runs shorter than ``min_s`` (a letter flickering past while the
+    hand moves) are left out. Frames without a letter end a run."""
+    runs: list[list] = []
+    last = None
+    for record in records:
+        letter, t = record.get("letter"), float(record.get("time_s") or 0.0)
+        if letter is not None and runs and last == letter:
+            runs[-1][2] = t
+        elif letter is not None:
+            runs.append([letter, t, t])
+        last = letter
+    step = _frame_step(records)
+    return [(letter, start, end + step) for letter, start, end in runs if end + step - start >= min_s]
+
+
+def _frame_step(records: list[dict]) -> float:
+    times = [float(r.get("time_s") or 0.0) for r in records[:50]]
+    steps = [b - a for a, b in zip(times, times[1:]) if b > a]
+    return min(steps) if steps else 0.0
+
+
+def letters_line(runs: list[tuple[str, float, float]]) -> str:
+    """``B 0.0-1.3 s, C 1.5-2.1 s``"""
+    return ", ".join(f"{letter} {start:.1f}-{end:.1f} s" for letter, start, end in runs)
+
+
+def display_width(width: int, height: int, max_height: int = 640, full: int = 900) -> int:
+    """A width to draw a ``width`` x ``height`` picture at so that it is at most ``max_height`` tall (a portrait
+    phone video would otherwise fill several screens) and at most ``full`` wide."""
+    if width <= 0 or height <= 0:
+        return full
+    return max(120, min(full, round(max_height * width / height)))

@@ -19,6 +19,7 @@ from stream_app.errors import InputError
 from stream_app.pipeline import process_video
 from stream_app.sources import probe_video
 from stream_app.ui import common
+from stream_app.ui.panel import display_width, letter_runs, letters_line
 from stream_app.ui.webrtc_view import webrtc_view
 
 UPLOAD_TYPES = ["mp4", "mov", "avi", "mkv", "webm"]
@@ -88,11 +89,23 @@ def process_file(path: Path, info, spec, settings: dict) -> None:
     finally:
         processor.close()
     bar.progress(1.0, text=f"Done: {summary.frames} frames")
+    last = summary.last
     st.session_state["replay-output"] = {
         "source": display_name(path), "mode": spec.name, "out": out, "jsonl": jsonl, "frames": summary.frames,
         "fps": summary.fps, "errors": summary.errors, "warnings": summary.warnings,
-        "counts": counts if summary.counted else None,
+        "counts": counts if summary.counted and spec.counts_over_time else None, "size": (info.width, info.height),
+        "caption": (last.extras.caption_title, last.caption) if last is not None and last.caption else None,
+        "letters": letters_line(letter_runs(_records(jsonl))),
     }
+
+
+def _records(jsonl: Path) -> list[dict]:
+    import json
+
+    try:
+        return [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except (OSError, ValueError):
+        return []
 
 
 def show_output() -> None:
@@ -103,8 +116,15 @@ def show_output() -> None:
                f"{result['errors']} frame error(s)")
     for warning, n in result["warnings"].items():
         st.warning(f"{warning}: {n} frame(s)")
+    if result.get("caption"):
+        title, text = result["caption"]
+        st.markdown(f"**{title}** (at the end of the video)")
+        st.code(text, language=None, wrap_lines=True)
+    if result.get("letters"):
+        st.markdown("**Letters seen** (each held for at least 0.2 s)")
+        st.code(result["letters"], language=None, wrap_lines=True)
     out, jsonl = Path(result["out"]), Path(result["jsonl"])
-    st.video(str(out))
+    st.video(str(out), width=display_width(*result.get("size", (0, 0))))
     cols = st.columns(3)
     cols[0].download_button("Annotated MP4", data=out.read_bytes, file_name=out.name, mime="video/mp4",
                             on_click="ignore", key="replay-dl-mp4")

@@ -19,6 +19,7 @@ from stream_app.modes import ModeSpec
 from stream_app.ui import relay
 from stream_app.ui.channel import LiveFrameHandler, LiveSession
 from stream_app.ui.panel import NO_CONNECTION_AFTER_S, counts_csv_bytes, no_connection_lines, panel_lines
+from stream_app.ui.recording import LiveRecording
 
 
 def rtc_configuration() -> dict | None:
@@ -56,13 +57,20 @@ def get_session(store: str, spec: ModeSpec, settings: dict) -> LiveSession | Non
     return session
 
 
+RESET_ALL = "Reset all"
+
+
 def action_buttons(session: LiveSession, key: str) -> None:
-    labels = ["Reset"] + list(session.action_labels)
+    """"Reset all" (the panel's counters and everything the mode keeps) and the mode's own buttons, whose labels say
+    what they change ("Clear text", "Reset WBC counts")."""
+    labels = [RESET_ALL] + list(session.action_labels)
     cols = st.columns(min(len(labels), 4))
     for i, label in enumerate(labels):
-        if cols[i % len(cols)].button(label, key=f"{key}-action-{label}", width="stretch"):
+        help_text = ("Start over: the panel's frame counters and fps, and everything the mode keeps (spelled text, "
+                     "cell tracks and counts)" if label == RESET_ALL else None)
+        if cols[i % len(cols)].button(label, key=f"{key}-action-{label}", width="stretch", help=help_text):
             try:
-                session.reset() if label == "Reset" else session.run_action(label)
+                session.reset() if label == RESET_ALL else session.run_action(label)
             except Exception as exc:  # noqa: BLE001
                 st.error(f"{label} failed: {type(exc).__name__}: {exc}")
 
@@ -92,11 +100,12 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
         _no_connection(key, started, snap.frames, camera)
         if snap.refused:
             st.error(snap.refused)
-        st.code("\n".join(panel_lines(snap)), language=None, wrap_lines=True)
+        st.code("\n".join(panel_lines(snap, running=started)), language=None, wrap_lines=True)
         result = snap.result
         headline = result.extras.headline() if result is not None and result.extras is not None else None
         if headline is not None:
-            st.metric(*headline, delta_color="off")
+            name, value, note = headline  # the note is a confidence, not a change: no arrow, no colour
+            st.metric(name, value, note, delta_color="off", delta_arrow="off", delta_description="confidence")
         if result is not None and result.top_k:
             import pandas as pd
 
@@ -107,19 +116,43 @@ def panel(session: LiveSession, spec: ModeSpec, key: str, started: bool = False,
             st.code(result.caption, language=None, wrap_lines=True)
         if snap.errors:
             st.error(f"{snap.errors} frame(s) failed; the raw frame was shown instead. Last error: {snap.last_error}")
-        if snap.counts_rows:
+        if snap.counts_rows and spec.counts_over_time:
             st.download_button("Counts over time (CSV)", data=lambda: counts_csv_bytes(session.channel.counts_rows()),
                                file_name=f"{spec.name}_counts.csv", mime="text/csv", on_click="ignore",
                                key=f"{key}-csv")
 
 
+def recording_downloads(recording: LiveRecording, playing: bool, finishing: bool, record: bool) -> None:
+    """After STOP: the recorded MP4 and JSONL as downloads. While the recorder is still finishing the MP4 this runs
+    as a fragment every second, and redraws the whole page once the files are ready."""
+    if playing:
+        if record:
+            st.caption("Recording: the annotated video and each frame's results; press STOP to finish.")
+        return
+    if recording.mp4 is None:
+        return
+    done = recording.finished()
+    if done is None:
+        st.caption("Finishing the recording...")
+        return
+    if finishing:
+        st.rerun(scope="app")
+    st.caption(f"Recorded {done.frames} frames; {done.records} results")
+    cols = st.columns(2)
+    cols[0].download_button("Recording (MP4)", data=done.mp4.read_bytes, file_name=done.mp4.name, mime="video/mp4",
+                            on_click="ignore", key="live-dl-mp4")
+    cols[1].download_button("Results per frame (JSONL)", data=done.jsonl.read_bytes, file_name=done.jsonl.name,
+                            mime="application/jsonl", on_click="ignore", key="live-dl-jsonl")
+
+
 def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, media_stream_constraints: dict,
                 caption: str, player_factory: Callable | None = None, component_key: str | None = None,
-                title: str | None = None) -> None:
+                title: str | None = None, recording: LiveRecording | None = None, record: bool = False) -> None:
     """The component (``mode``: SENDRECV for a camera, RECVONLY with ``player_factory`` for a file) on the left,
     the panel on the right. ``page`` names this browser session's processors (``<page>_sessions``), the buttons and
     the panel (``.st-key-<page>-panel``, which the browser test reads); ``component_key`` the component (default
-    ``page``)."""
+    ``page``). With ``recording``, every result goes to it, and with ``record`` the annotated video too
+    (streamlit-webrtc's ``out_recorder_factory``); its downloads appear under the component after STOP."""
     session = get_session(f"{page}_sessions", spec, settings)
     rtc = rtc_configuration()
     if session is None or rtc is None:
@@ -135,7 +168,7 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
         if slots.full_for(session):
             st.warning(f"This server already runs {slots.in_use()} live sessions, its limit "
                        f"(STREAM_APP_MAX_LIVE_SESSIONS): a stream started now shows a busy message until one ends.")
-        handler = LiveFrameHandler(session)
+        handler = LiveFrameHandler(session, on_result=recording.write if recording else None)
         ctx = webrtc_streamer(
             key=component_key or page,
             mode=mode,
@@ -145,8 +178,13 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
             queued_video_frames_callback=handler.queued,  # the newest frame of those that came meanwhile
             on_video_ended=session.on_ended,  # STOP, tab closed or reloaded: processor and threads released
             async_processing=True,
+            out_recorder_factory=recording.recorder_factory if recording and record else None,
         )
         st.caption(caption)
+        if recording is not None:
+            finishing = not ctx.state.playing and recording.mp4 is not None and recording.finished() is None
+            st.fragment(recording_downloads, run_every=1.0 if finishing else None)(recording, ctx.state.playing,
+                                                                                    finishing, record)
     with right:
         if title:
             st.subheader(title)

@@ -3,16 +3,21 @@
 Per frame: the signing hand is found (:mod:`.hands`; VIDEO/tracking mode for streams, IMAGE mode with retries for
 stills), cut out as a 128 px square crop and turned into landmark features, both mirrored to the
 right hand; the shipped classifier (landmark MLP, STN-MobileNetV2 crop model or their fusion, see
-``models/fingerspell/MODEL_CARD.md``) gives the letter, its confidence and the top 5. In a stream the
-:class:`~.speller.Speller` adds a letter to the text once it has been stable for
-``stable_s`` seconds, needs a release between double letters, and adds J and Z from the fingertip motion. To save
-CPU, a stream's hand that has not moved reuses its last probabilities for up to ``reclassify_every - 1`` frames
-(:mod:`.recognition`).
+``models/fingerspell/MODEL_CARD.md``) gives the 26 letter probabilities. To save CPU, a stream's hand that has not
+moved reuses its last probabilities for up to ``reclassify_every - 1`` frames (:mod:`.recognition`).
 
-``FrameResult``: ``top_k`` (the top 5 letters; empty without a hand, with ``warning="no hand"``), ``extras`` a
-:class:`FingerspellExtras` (``letter`` / ``letter_score``, None without a hand; ``text``, the spelled text so far,
-empty for stills; ``landmarks``, 21 points in ORIGINAL pixels), one ``hand`` detection (the landmark box), ``counts={"hands": n}``, warning "N hands: reading the larger one" (or "... the one
-nearer the centre") when several hands are in view.
+A still image shows its top letter over all 26 (J and Z read from their end pose, as the still data sets show
+them). A stream shows what :class:`~.decide.LetterDecider` decides: the probabilities averaged over the held hand,
+with hysteresis; J and Z only from their motion. The :class:`~.speller.Speller` adds a shown letter to the text once
+it has been held ``stable_s`` seconds, needs a release between double letters, and adds J and Z when their motion is
+seen.
+
+``FrameResult``: ``top_k`` (the top 5: the image's for stills, the averaged ones for streams; empty without a hand,
+with ``warning="no hand"``), ``extras`` a :class:`FingerspellExtras` (``letter`` / ``letter_score``: stills the top
+letter, streams the decided letter, None while nothing is stable, None without a hand; ``text``, the spelled text so
+far, empty for stills; ``landmarks``, 21 points in ORIGINAL pixels), one ``hand`` detection (the landmark box),
+``counts={"hands": n}``, warning "N hands: reading the larger one" (or "... the one nearer the centre") when several
+hands are in view.
 """
 
 from __future__ import annotations
@@ -31,13 +36,20 @@ MODEL_CHOICES = ("shipped", "fused", "landmarks", "crop")
 
 @dataclass
 class FingerspellSettings:
-    stable_s: float = setting(0.6, "A letter joins the text after it has been held this long (seconds)",
-                              min=0.1, max=3.0, step=0.05)
-    release_s: float = setting(0.25, "A double letter needs the hand gone or another letter for this long (seconds)",
-                               min=0.05, max=2.0, step=0.05)
-    min_confidence: float = setting(0.6, "Lowest confidence at which a letter can join the text",
-                                    min=0.0, max=1.0, step=0.05)
-    motion_letters: bool = setting(True, "Recognise J and Z from the fingertip motion")
+    stable_s: float = setting(0.6, "A shown letter joins the text once it has been held this long, counted from "
+                                   "when it began to win (seconds)", min=0.1, max=3.0, step=0.05)
+    release_s: float = setting(0.25, "A double letter needs the hand gone, or another or no letter shown, for this "
+                                     "long (seconds)", min=0.05, max=2.0, step=0.05)
+    min_confidence: float = setting(0.5, "Lowest averaged confidence at which a letter is shown in a stream (and so "
+                                         "can join the text)", min=0.0, max=1.0, step=0.05)
+    average_s: float = setting(0.3, "Streams average the letter probabilities over the held hand with this time "
+                                    "constant (seconds; 0 = frame by frame)", min=0.0, max=2.0, step=0.05)
+    show_s: float = setting(0.2, "A letter is shown once it has clearly won for this long; another letter must win "
+                                 "this long to replace it (seconds)", min=0.0, max=1.0, step=0.05)
+    margin: float = setting(0.15, "How far (averaged probability) a letter must lead the runner-up to be shown, or "
+                                  "the shown letter to replace it", min=0.0, max=0.5, step=0.05)
+    motion_letters: bool = setting(True, "Recognise J and Z from the fingertip motion (streams show J and Z only "
+                                         "then)")
     model: str = setting("shipped", "Classifier: the shipped one, the fusion, landmarks only or crop only",
                          choices=MODEL_CHOICES)
     max_side: int = setting(640, "Longest side of the copy the hand finder sees (pixels)", min=256, max=1920, step=32)
@@ -47,8 +59,9 @@ class FingerspellSettings:
 
 @dataclass
 class FingerspellExtras(Extras):
-    """The fingerspelling fields of a :class:`FrameResult`: the frame's top letter and its confidence (None without
-    a hand), the spelled text so far (streams; empty for stills) and the 21 hand landmarks in ORIGINAL pixels."""
+    """The fingerspelling fields of a :class:`FrameResult`: the letter shown and its confidence (a still image's top
+    letter; a stream's decided letter, None while nothing is stable; None without a hand), the spelled text so far
+    (streams; empty for stills) and the 21 hand landmarks in ORIGINAL pixels."""
 
     letter: str | None = None
     letter_score: float | None = None
@@ -83,13 +96,16 @@ class FingerspellProcessor(Processor):
 
     def __init__(self, settings: FingerspellSettings, live: bool = False) -> None:
         super().__init__(settings, live)
+        from stream_app.modes.fingerspell.decide import LetterDecider
         from stream_app.modes.fingerspell.speller import Speller
 
         if settings.model not in MODEL_CHOICES:
             raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {settings.model!r}")
         self._classifiers = _classifiers()  # raises ModelMissing (a FileNotFoundError) with the fix
         self._finders: dict[bool, object] = {}
-        self.speller = Speller(settings.stable_s, settings.release_s, settings.min_confidence)
+        self.speller = Speller(settings.stable_s, settings.release_s)
+        self._decider = LetterDecider()
+        self._configure()
         self._reader = StreamReader()
 
     def _finder(self, video: bool):
@@ -104,16 +120,23 @@ class FingerspellProcessor(Processor):
         if "model" in changes and changes["model"] not in MODEL_CHOICES:
             raise ValueError(f"model must be one of {', '.join(MODEL_CHOICES)}, got {changes['model']!r}")
         super().update_settings(**changes)
-        s = self.settings
-        self.speller.stable_s, self.speller.release_s, self.speller.min_confidence = (
-            s.stable_s, s.release_s, s.min_confidence)
+        if "model" in changes:
+            self._decider.reset()  # another classifier's probabilities are not averaged with the last one's
+        self._configure()
+
+    def _configure(self) -> None:
+        s, d = self.settings, self._decider
+        self.speller.stable_s, self.speller.release_s = s.stable_s, s.release_s
+        d.average_s, d.show_s, d.margin, d.min_confidence = s.average_s, s.show_s, s.margin, s.min_confidence
+        d.motion_letters = s.motion_letters
 
     def reset(self) -> None:
         self.speller.clear()
         self._reader.forget()
+        self._decider.reset()
 
     def actions(self) -> dict:
-        return {"Space": self.speller.space, "Delete": self.speller.delete, "Clear": self.speller.clear}
+        return {"Space": self.speller.space, "Delete letter": self.speller.delete, "Clear text": self.speller.clear}
 
     def close(self) -> None:
         for finder in self._finders.values():
@@ -136,7 +159,6 @@ class FingerspellProcessor(Processor):
 
     def _second(self, frame: np.ndarray, timestamp_s: float | None, first) -> FrameResult:
         from stream_app.modes.fingerspell import LETTERS
-        from stream_app.modes.fingerspell.hands import INDEX_TIP, PINKY_TIP
 
         stream = timestamp_s is not None
         hands, small, scale, hands_ms = first
@@ -154,26 +176,26 @@ class FingerspellProcessor(Processor):
         if hand is None:
             result.warning = "no hand"
             if stream:
-                self.speller.update(timestamp_s, None)
+                self._decider.update(timestamp_s, None)
+                self.speller.update(timestamp_s, None, hand=False)
         else:
             p = probs.get(self._classifiers.shipped if model == "shipped" else model)
             if p is None:  # e.g. crop asked for but no crop model shipped
                 p = probs["landmarks"]
-            order = np.argsort(-p)[:5]
-            extras.letter, extras.letter_score = LETTERS[order[0]], float(p[order[0]])
-            result.top_k = [(LETTERS[i], float(p[i])) for i in order]
+            if stream:
+                decision = self._decider.update(timestamp_s, p, hand.points, hand.size, hand.mirrored)
+                extras.letter, extras.letter_score, result.top_k = decision.letter, decision.score, decision.top_k
+                self.speller.update(timestamp_s, decision.letter, hand=True, since=decision.since,
+                                    motion=decision.motion is not None)
+            else:
+                order = np.argsort(-p)[:5]
+                extras.letter, extras.letter_score = LETTERS[order[0]], float(p[order[0]])
+                result.top_k = [(LETTERS[i], float(p[i])) for i in order]
             extras.landmarks = [(float(x), float(y)) for x, y in hand.points[:, :2]]
             result.detections = Detections([hand.box], [hand.score], ["hand"])
             if len(hands) > 1:
                 larger = max(hands, key=lambda x: x.area) is hand
                 result.warning = f"{len(hands)} hands: reading the {'larger one' if larger else 'one nearer the centre'}"
-            if stream:
-                motion = self.settings.motion_letters
-                self.speller.update(
-                    timestamp_s, extras.letter, extras.letter_score,
-                    index_tip=tuple(hand.points[INDEX_TIP, :2]) if motion else None,
-                    pinky_tip=tuple(hand.points[PINKY_TIP, :2]) if motion else None,
-                    hand_size=hand.size, mirrored=hand.mirrored)
         extras.text = self.speller.text if stream else ""
         t3 = time.perf_counter()
         result.timings_ms.update(hands=hands_ms, classify=(t2 - t1) * 1000, spell=(t3 - t2) * 1000)

@@ -11,8 +11,8 @@ SPEC = ModeSpec(
     description="ASL letters from the hand (MediaPipe landmarks + hand crop), spelled into text; J and Z from motion.",
     processor_cls=FingerspellProcessor,
     settings_cls=FingerspellSettings,
-    add_evaluate_args="stream_app.modes.fingerspell.evaluate:add_evaluate_args",
-    evaluate="stream_app.modes.fingerspell.evaluate:run_evaluate",
+    add_evaluate_args="stream_app.modes.fingerspell.evaluate_videos:add_evaluate_args",  # evaluate's + --videos
+    evaluate="stream_app.modes.fingerspell.evaluate_videos:run_evaluate",
     add_train_args="stream_app.modes.fingerspell.train:add_train_args",
     train="stream_app.modes.fingerspell.train:run_train",
     bench_frames="stream_app.modes.fingerspell.bench:bench_frames",
@@ -20,4 +20,5 @@ SPEC = ModeSpec(
     warm_up="stream_app.modes.fingerspell.processor:warm_up",
     annotators=(BoxAnnotator(), LandmarkAnnotator(), LetterAnnotator(), TopKAnnotator(), CaptionAnnotator(),
                 StatusAnnotator()),
+    counts_over_time=False,  # "hands: 1" over time says nothing; the letters and the text do (Replay shows them)
 )

@@ -124,7 +124,7 @@ class LeukocyteProcessor(Processor):
         self._counter.reset()
 
     def actions(self):
-        return {"Reset counts": self.reset_counts}
+        return {"Reset WBC counts": self.reset_counts}
 
     def close(self) -> None:
         self._closed = True
