@@ -385,7 +385,8 @@ def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
     sample = next(s for s in load_split(shared_data("bccd"), "test") if (s.labels == 1).sum() == 1)
     frame = sample.load()
     spec = get_mode("leukocyte")
-    stream = LiveStream(spec.create(live=True), spec.annotate)
+    results: list = []
+    stream = LiveStream(spec.create(live=True), spec.annotate, on_result=results.append)
     try:
         times, found, i = [], False, 0
         deadline = time.monotonic() + 60
@@ -404,12 +405,16 @@ def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
         assert stream.worker.stats().processed < i  # ... on the newest frames only
         with stream.worker.exclusive() as processor:
             processor.actions()["Reset WBC counts"]()
-        done = stream.worker.stats().processed
-        while stream.worker.stats().processed < done + 1:
+            reset_at = i / 30  # frames handed in from now on are analysed after the reset
+        after = []
+        deadline = time.monotonic() + 60
+        while not after and time.monotonic() < deadline:
             stream.show(frame, i / 30)
             i += 1
             time.sleep(1 / 30)
-        assert stream.worker.latest().counts["WBC unique"] == 0  # counted afresh: the cell needs min_hits (2) again
+            after = [r for r in list(results) if r.time_s is not None and r.time_s >= reset_at]
+        assert after
+        assert after[0].counts["WBC unique"] == 0  # counted afresh: the cell needs min_hits (2) again
     finally:
         stream.close()
         stream.processor.close()

@@ -3,7 +3,7 @@
 On the live page the detector's latest result is drawn on newer camera frames (:mod:`stream_app.live`); during a pan
 its boxes would trail the cells by the result's age (~0.1 s idle, more under load: 60 px at a field a second).
 :class:`SlideFollower` measures the slide's motion on every camera frame in the frame callback, with the tracker's own
-:class:`~.tracking.SlideMotion` (phase correlation on a 160 px grey copy, checked by the overlap's correlation; ~1 ms),
+:class:`~.tracking.SlideMotion` (phase correlation on a 160 px grey copy, checked by the overlap's correlation; ~1 ms; no keyframe search),
 and moves a result's boxes by the pan between the frame it came from and the frame it is drawn on. Across a lost
 position (a jump, a new segment) nothing is moved: the boxes stay as found until the next result.
 """
@@ -26,7 +26,9 @@ class SlideFollower:
 
     def __init__(self, history: int = 150) -> None:
         self.history = history
-        self._motion = SlideMotion()
+        # Frame to frame only: no keyframe search after a lost position (across one nothing is moved anyway), so
+        # a jump costs the callback one phase correlation, not dozens.
+        self._motion = SlideMotion(lookups_per_frame=0, lookups_on_loss=0, max_keyframes=1)
         self._at: OrderedDict[float, tuple[int, np.ndarray]] = OrderedDict()  # time -> (segment, offset)
 
     def see(self, frame: np.ndarray, time_s: float) -> None:
