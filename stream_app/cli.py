@@ -33,6 +33,7 @@ from pathlib import Path
 from stream_app import __version__
 from stream_app.errors import FrameError, InputError, UsageError
 from stream_app.modes import UnknownModeError, get_mode, mode_names
+from stream_app.modes.base import setting_type
 
 EXIT_BAD_INPUT = 2
 
@@ -41,10 +42,7 @@ TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _setting_type(f: dataclasses.Field) -> type:
-    if f.default is not dataclasses.MISSING and f.default is not None:
-        return type(f.default)
-    names = {"int": int, "float": float, "bool": bool, "str": str}
-    return names.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""), str)
+    return setting_type(f) or str
 
 
 def parse_setting(f: dataclasses.Field, raw: str):

@@ -36,6 +36,15 @@ def setting(default: Any, help: str, *, min: float | None = None, max: float | N
     return field(default=default, metadata=meta)
 
 
+def setting_type(f: dataclasses.Field) -> type | None:
+    """The Python type of a settings field's values: its default's, else its annotation's (None when neither says;
+    one answer for the CLI's ``--set`` parser and the pages' widgets)."""
+    if f.default is not dataclasses.MISSING and f.default is not None:
+        return type(f.default)
+    names = {"int": int, "float": float, "bool": bool, "str": str}
+    return names.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
+
+
 class Processor(abc.ABC):
     """Frame in, :class:`FrameResult` out. Subclasses implement :meth:`_process`.
 

@@ -8,6 +8,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from stream_app.modes.base import setting_type
+
 
 @dataclass(frozen=True)
 class Control:
@@ -41,18 +43,11 @@ def _decimals(value: Any) -> int:
     return len(text.split(".")[1]) if "." in text else 0
 
 
-def _value_type(f: dataclasses.Field) -> type | None:
-    if f.default is not dataclasses.MISSING and f.default is not None:
-        return type(f.default)
-    names = {"int": int, "float": float, "bool": bool, "str": str}
-    return names.get(f.type if isinstance(f.type, str) else getattr(f.type, "__name__", ""))
-
-
 def control_for(f: dataclasses.Field) -> Control | None:
     """A control for one settings field, or ``None`` when it has no simple widget (it then keeps its default)."""
     meta = dict(f.metadata or {})
     default = f.default if f.default is not dataclasses.MISSING else None
-    vtype = _value_type(f)
+    vtype = setting_type(f)
     label = f.name.replace("_", " ").capitalize()
     help_text = meta.get("help") or ""
     choices = tuple(meta.get("choices") or ())
