@@ -1,6 +1,7 @@
 """The relay before the video encoder (stream_app.ui.relay) with aiortc's and streamlit-webrtc's real classes: a slow
 consumer gets the newest processed frame, never a backlog, and each frame it never took is counted against the
-session that made it; camera tracks stay buffered; the relay is installed where streamlit-webrtc looks for it."""
+session that made it; a slow reader of the camera gets its newest frame too, each carrying how many it replaced; the
+relay is installed where streamlit-webrtc looks for it."""
 
 from __future__ import annotations
 
@@ -82,22 +83,43 @@ def test_a_slow_encoder_gets_the_newest_processed_frame_and_the_others_are_count
     assert sent - len(got) - 1 <= dropped <= sent - len(got)
 
 
-def test_camera_tracks_stay_buffered_every_frame_reaches_the_callback():
+def test_a_slow_camera_reader_gets_the_newest_frame_and_learns_how_many_it_skipped():
+    from stream_app.ui.relay import camera_frames_skipped
+
     async def run():
-        camera = Camera(n=10, period=0.001)
+        camera = Camera(n=40, period=0.002)
         proxy = NewestFrameRelay().subscribe(camera)
         got = []
-        await asyncio.sleep(0)
         while True:
             try:
                 frame = await proxy.recv()
             except MediaStreamError:
                 break
-            got.append(int(frame.pts))
-            await asyncio.sleep(0.01)
+            got.append((int(frame.pts), camera_frames_skipped(frame)))
+            await asyncio.sleep(0.012)  # a reader slower than the camera
         return got
 
-    assert asyncio.run(run()) == list(range(10))
+    got = asyncio.run(run())
+    pts = [p for p, _ in got]
+    assert pts == sorted(pts) and len(pts) < 40  # in order, newest first: frames were skipped, none queued
+    for (before, _), (after, skipped) in zip(got, got[1:]):
+        assert skipped == after - before - 1  # each frame says how many came between it and the one read before
+    fast = asyncio.run(_read_all(Camera(n=10, period=0.01)))
+    # a reader that keeps up gets every frame, none marked (the last one can lose to the end-of-stream marker)
+    assert fast[:9] == [(i, 0) for i in range(9)]
+
+
+async def _read_all(camera):
+    from stream_app.ui.relay import camera_frames_skipped
+
+    proxy = NewestFrameRelay().subscribe(camera)
+    got = []
+    while True:
+        try:
+            frame = await proxy.recv()
+        except MediaStreamError:
+            return got
+        got.append((int(frame.pts), camera_frames_skipped(frame)))
 
 
 def test_the_relay_sits_where_streamlit_webrtc_looks_for_it():

@@ -41,6 +41,7 @@ import numpy as np
 from stream_app.live import LiveStream, SessionSlots, live_slots, trim_memory
 from stream_app.results import FrameResult
 from stream_app.ui.controls import changed_settings
+from stream_app.ui.relay import camera_frames_skipped
 
 log = logging.getLogger(__name__)
 
@@ -495,8 +496,10 @@ class LiveFrameHandler:
         return now - self._t0
 
     async def queued(self, frames: list) -> list:
-        """streamlit-webrtc's ``queued_video_frames_callback``."""
-        return [self.handle(frames[-1], dropped_before=len(frames) - 1)]
+        """streamlit-webrtc's ``queued_video_frames_callback``; the camera frames the relay skipped in front of these
+        (:func:`stream_app.ui.relay.camera_frames_skipped`) count as dropped too."""
+        skipped = sum(camera_frames_skipped(f) for f in frames)
+        return [self.handle(frames[-1], dropped_before=len(frames) - 1 + skipped)]
 
     def __call__(self, frame):
         return self.handle(frame)

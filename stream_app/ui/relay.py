@@ -7,8 +7,13 @@ the shown video falls further behind each second: seconds, then tens of seconds.
 subscribes the processed video tracks unbuffered (aiortc's own ``buffered=False``: the proxy keeps the newest frame
 and the encoder takes that), and counts each frame replaced before the encoder took it against the session that
 made it (the frame's ``opaque`` holds a weak reference to its channel's ``note_dropped``; see
-:class:`stream_app.ui.channel.LiveFrameHandler`). Camera tracks stay buffered: their consumer is the relay that
-feeds the callback, which never waits for the encoder.
+:class:`stream_app.ui.channel.LiveFrameHandler`).
+
+Camera tracks get a one-frame slot too. Their consumer is streamlit-webrtc's process track, which takes one camera
+frame each time it is asked for an output frame; with three sessions on 2 cores its loop fell behind the camera, the
+camera frames queued in front of it and the video reached the callback seconds late ("waited before the callback"
+7.5 s, then the stream ended). Now the newest camera frame waits, and the number of camera frames it replaced rides on
+it (:func:`camera_frames_skipped`, read by the frame callback and counted as dropped).
 
 :func:`install` puts it where streamlit-webrtc 0.79 looks for its server-wide relay (an attribute of Streamlit's
 ``Runtime``; ``tests/test_live_relay.py`` pins that).
@@ -51,6 +56,39 @@ class _NewestFrameEvent(asyncio.Event):
         super().set()
 
 
+class CameraSkipped(int):
+    """The ``opaque`` of a camera frame that replaced this many older ones in the relay's slot."""
+
+
+class _NewestCameraFrameEvent(asyncio.Event):
+    """The camera proxy's "new frame" event; set while already set means the consumer never took the frame before:
+    the newest frame carries how many it replaced since the consumer last took one."""
+
+    def __init__(self, proxy: RelayStreamTrack) -> None:
+        super().__init__()
+        self._proxy = weakref.ref(proxy)
+        self._skipped = 0
+
+    def set(self) -> None:
+        if self.is_set():
+            self._skipped += 1
+            proxy = self._proxy()
+            frame = None if proxy is None else proxy._frame
+            if frame is not None and getattr(frame, "opaque", None) is None:
+                frame.opaque = CameraSkipped(self._skipped)
+        super().set()
+
+    def clear(self) -> None:
+        self._skipped = 0
+        super().clear()
+
+
+def camera_frames_skipped(frame) -> int:
+    """How many camera frames the relay dropped in front of ``frame`` (0 when it came in turn)."""
+    note = getattr(frame, "opaque", None)
+    return int(note) if isinstance(note, CameraSkipped) else 0
+
+
 def is_processed_track(track) -> bool:
     """A track streamlit-webrtc made from a frame callback (its output), as opposed to a camera or a file."""
     from streamlit_webrtc.process import AsyncMediaProcessTrack, MediaProcessTrack
@@ -59,12 +97,14 @@ def is_processed_track(track) -> bool:
 
 
 class NewestFrameRelay(MediaRelay):
-    """``MediaRelay`` whose subscribers of processed video tracks get the newest frame, never a backlog."""
+    """``MediaRelay`` whose video subscribers get the newest frame, never a backlog: processed tracks (drops counted
+    against the session that made the frame) and camera tracks (drops noted on the newest frame)."""
 
     def subscribe(self, track, buffered: bool = True):
-        if track.kind == "video" and is_processed_track(track):
+        if track.kind == "video":
             proxy = super().subscribe(track, buffered=False)
-            proxy._new_frame_event = _NewestFrameEvent(proxy)
+            event = _NewestFrameEvent if is_processed_track(track) else _NewestCameraFrameEvent
+            proxy._new_frame_event = event(proxy)
             return proxy
         return super().subscribe(track, buffered=buffered)
 
