@@ -241,6 +241,7 @@ def train(args: argparse.Namespace) -> int:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9, weight_decay=1e-4)
     out = Path(args.out) if args.out else WEIGHTS[args.input]
+    out.parent.mkdir(parents=True, exist_ok=True)  # the history is written there even when no epoch beats --init
     budget = TimeBudget(args.max_minutes)
     warmup, step = (10 if args.init else 50), 0
     # key: WBC AP50, then WBC AP50:95, then mAP50 on val; the weights are saved whenever it improves
