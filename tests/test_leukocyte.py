@@ -16,7 +16,7 @@ import pytest
 
 from stream_app.frames import to_rgb8
 from stream_app.modes.leukocyte import baseline
-from stream_app.modes.leukocyte.bench import synthetic_smear
+from stream_app.modes.leukocyte.bench import PAN_PX, bench_frames, synthetic_smear
 from stream_app.modes.leukocyte.preprocess import (REFERENCE_LAB_MEAN, REFERENCE_LAB_STD, clahe_lab, clahe_rgb, faint,
                                              normalise_stain, rgb_to_lab)
 from stream_app.modes.leukocyte.tracking import CellCounter, SlideMotion, iou_matrix
@@ -101,6 +101,17 @@ def test_slide_motion_measures_a_known_pan():
     for x in range(0, 200, 10):  # the window moves right, so content moves left by 10 px a frame
         offset = motion.update(np.ascontiguousarray(canvas[50:530, x:x + 640]))
     assert abs(offset[0] - (-190)) < 12 and abs(offset[1]) < 6
+
+
+def test_bench_frames_are_one_slide_panned_so_the_tracker_follows_them():
+    frames = list(bench_frames(40, 640, 480))
+    assert all(f.shape == (480, 640, 3) for f in frames)
+    for a, b in zip(frames, frames[1:]):  # the window moves right by PAN_PX: content moves left
+        assert np.array_equal(b[:, :-PAN_PX], a[:, PAN_PX:])
+    motion = SlideMotion()
+    offsets = [motion.update(f) for f in frames]
+    assert motion.segment == 0  # never lost: no jump between bench frames
+    assert abs(offsets[-1][0] - (-39 * PAN_PX)) <= 0.1 * 39 * PAN_PX and abs(offsets[-1][1]) <= 3
 
 
 def test_counter_counts_a_cell_once_across_pans_and_returns():

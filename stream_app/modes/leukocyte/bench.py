@@ -32,22 +32,33 @@ def synthetic_smear(width: int = 640, height: int = 480, seed: int = 0, n_wbc: i
     return cv2.GaussianBlur(img, (0, 0), 1.2)
 
 
+PAN_PX = 5  # slide movement per frame: a sixth of a 640 px field a second at 30 fps, a slow, steady pan
+PAN_FIELDS = 4  # fields side by side in the panned slide
+
+
 def bench_frames(n: int, width: int, height: int):
-    """BCCD test-split images, panned slightly frame to frame, if the shared data is present; else generated."""
+    """A camera over a moving slide: a window of ``width`` x ``height`` panned ``PAN_PX`` a frame, back and forth,
+    along one slide made of :data:`PAN_FIELDS` BCCD test-split fields side by side when the shared data is present
+    (read at run time, never stored), else of generated smear-like fields. Consecutive frames overlap, so the
+    tracker follows the slide as in use (unrelated fields in a row would each be a jump to an unseen place)."""
     from stream_app.modes.leukocyte.data import load_split
 
     root = data_dir() / "bccd"
     try:
-        samples = load_split(root, "test")
-        _SOURCE["frames"] = f"BCCD test split ({root}), read at run time"
+        samples = load_split(root, "test")[:PAN_FIELDS]
+        _SOURCE["frames"] = (f"BCCD test split ({root}), read at run time: {PAN_FIELDS} fields side by side, panned "
+                             f"{PAN_PX} px a frame")
     except Exception:  # noqa: BLE001 - no shared data: generated frames, said in the output
         samples = []
-        _SOURCE["frames"] = "generated smear-like frames (BCCD not found)"
+        _SOURCE["frames"] = f"generated smear-like frames (BCCD not found), panned {PAN_PX} px a frame"
+    fields = [s.load() for s in samples] or [synthetic_smear(width, height, seed=i) for i in range(PAN_FIELDS)]
+    slide = np.hstack([f if f.shape[:2] == (height, width) else
+                       cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in fields])
+    span = slide.shape[1] - width
     for i in range(n):
-        frame = samples[i % len(samples)].load() if samples else synthetic_smear(width, height, seed=i % 8)
-        if frame.shape[:2] != (height, width):
-            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-        yield frame
+        x = (i * PAN_PX) % (2 * span)
+        x = x if x <= span else 2 * span - x
+        yield np.ascontiguousarray(slide[:, x:x + width])
 
 
 def _median_ms(fn, frames, warmup: int = 1) -> float:
