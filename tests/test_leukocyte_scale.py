@@ -17,6 +17,7 @@ from stream_app.modes.leukocyte.scale import MIN_CELLS, ScaleEstimate, ScaleKeep
 from stream_app.modes.leukocyte.tiling import OVERLAP, TILE_H, TILE_W, detect_scaled, field_mask, tile_origins
 from stream_app.modes.leukocyte.tracking import iou_matrix
 from stream_app.modes.leukocyte.zoomout import eyepiece, mosaic, phone_photo
+from stream_app.results import Detections
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "models" / "leukocyte" / "detector_clahe_lab.pt"
@@ -42,11 +43,11 @@ def _discs(h, w, centres, radius):
 
 
 def _blob_detector(tile):
-    """A real (if simple) detector: dark connected blobs, one box each, label 1."""
+    """A real (if simple) detector: dark connected blobs, one "WBC" box each."""
     dark = (cv2.cvtColor(tile, cv2.COLOR_RGB2GRAY) < 150).astype(np.uint8)
     n, _, stats, _ = cv2.connectedComponentsWithStats(dark)
     boxes = np.array([[x, y, x + w, y + h] for x, y, w, h, a in stats[1:] if a > 20], np.float32).reshape(-1, 4)
-    return boxes, np.ones(len(boxes), np.int64), np.ones(len(boxes), np.float32)
+    return Detections(boxes, np.ones(len(boxes)), ["WBC"] * len(boxes))
 
 
 def test_tiled_detection_finds_every_cell_once_in_frame_pixels_even_across_tile_edges():
@@ -58,14 +59,14 @@ def test_tiled_detection_finds_every_cell_once_in_frame_pixels_even_across_tile_
         if all(np.hypot(c[0] - k[0], c[1] - k[1]) > 34 for k in kept):
             kept.append(c)
     frame, truth = _discs(500, 700, kept, 15)
-    boxes, labels, scores, tiles = detect_scaled(frame, _blob_detector, 2.0)
+    found, tiles = detect_scaled(frame, _blob_detector, 2.0)
     assert tiles == len(tile_origins(1000, TILE_H)) * len(tile_origins(1400, TILE_W)) > 1
-    assert len(boxes) == len(truth)
-    iou = iou_matrix(truth, boxes)
+    assert len(found) == len(truth) and set(found.labels) == {"WBC"}
+    iou = iou_matrix(truth, found.boxes)
     assert (iou.max(axis=1) > 0.8).all()  # whole cells, in the original frame's pixels
     # the same at zoom 0.5: one padded tile, nothing lost
-    boxes, _, _, tiles = detect_scaled(frame, _blob_detector, 0.5)
-    assert tiles == 1 and len(boxes) == len(truth)
+    found, tiles = detect_scaled(frame, _blob_detector, 0.5)
+    assert tiles == 1 and len(found) == len(truth)
 
 
 def test_tiles_outside_an_eyepiece_field_are_skipped():
@@ -75,8 +76,8 @@ def test_tiles_outside_an_eyepiece_field_are_skipped():
     mask = field_mask(view)
     assert mask[300, 300] and not mask[5, 5]  # the middle is lit, the corners are dark
     assert abs(mask.mean() - (weight > 0.5).mean()) < 0.05
-    _, _, _, with_mask = detect_scaled(view, _blob_detector, 3.0, mask)
-    _, _, _, without = detect_scaled(view, _blob_detector, 3.0)
+    _, with_mask = detect_scaled(view, _blob_detector, 3.0, mask)
+    _, without = detect_scaled(view, _blob_detector, 3.0)
     assert with_mask < without
 
 
@@ -99,12 +100,12 @@ def test_scale_keeper_estimates_once_then_again_when_the_picture_changes():
     assert not keeper.due((480, 640, 3), 0, 1.0)
     assert keeper.due((720, 1280, 3), 0, 1.0)  # another frame size
     assert keeper.due((480, 640, 3), 50, 1.0)  # the cell_size setting changed
-    rbc = lambda size, n=8: (np.array([[0, 0, size, size]] * n, np.float32), np.full(n, 2), np.ones(n))  # noqa: E731
+    rbc = lambda size, n=8: Detections([[0, 0, size, size]] * n, np.ones(n), ["RBC"] * n)  # noqa: E731
     for _ in range(3):  # cells now 1.6x larger (another zoom): followed without a new search
-        keeper.observe(*rbc(160))
+        keeper.observe(rbc(160))
     assert keeper.estimate.rbc_px == pytest.approx(160)
     for _ in range(3):  # no cells in three rounds: search again (at most every retry_s)
-        keeper.observe(*rbc(160, MIN_CELLS - 1))
+        keeper.observe(rbc(160, MIN_CELLS - 1))
     assert keeper.due((480, 640, 3), 0, 2.5)
     keeper.set(ScaleEstimate(None, "none"), (480, 640, 3), 0, 3.0)
     assert not keeper.due((480, 640, 3), 0, 4.0) and keeper.due((480, 640, 3), 0, 5.1)

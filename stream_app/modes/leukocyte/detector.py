@@ -1,15 +1,15 @@
 """Run a trained detector on one RGB frame of any size: downscale with OpenCV, preprocess as the model expects,
 infer, and return boxes in the ORIGINAL frame's pixels.
 
-``Detections`` arrays: ``boxes`` (N, 4) float32 x1y1x2y2, ``labels`` (N,) int64 (1=WBC, 2=RBC, 3=Platelets),
-``scores`` (N,) float32, sorted by score.
+A detector call returns ``(detections, timings_ms)``: the shared :class:`~stream_app.results.Detections` (boxes
+float32 x1y1x2y2, scores, labels "WBC" / "RBC" / "Platelets", sorted by score; no track ids) and
+``{"preprocess": ms, "detect": ms}``.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -19,22 +19,28 @@ import torch
 
 from stream_app.config import MODELS_DIR
 from stream_app.frames import check_frame
-from stream_app.modes.leukocyte.model import CLASSES, DetectorConfig, load_detector
+from stream_app.modes.leukocyte.model import DetectorConfig, label_names, load_detector
 from stream_app.modes.leukocyte.preprocess import model_input, normalise_stain
+from stream_app.results import Detections
 
 MODEL_DIR = MODELS_DIR / "leukocyte"
 WEIGHTS = {"rgb": MODEL_DIR / "detector_rgb.pt", "clahe_lab": MODEL_DIR / "detector_clahe_lab.pt"}
 
 
-@dataclass
-class Detections:
-    boxes: np.ndarray
-    labels: np.ndarray
-    scores: np.ndarray
-    timings_ms: dict = field(default_factory=dict)
+def scaled(detections: Detections, factor: float) -> Detections:
+    """The same detections with their boxes multiplied by ``factor`` (another copy of the frame's pixels)."""
+    return Detections(detections.boxes * np.float32(factor), detections.scores, detections.labels,
+                      detections.track_ids)
 
-    def names(self) -> list[str]:
-        return [CLASSES[int(i) - 1] for i in self.labels]
+
+def _in_frame(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray, scale: float,
+              shape: tuple[int, ...]) -> Detections:
+    """The network's output (boxes in pixels of the copy it saw, label ids) in ``shape``'s pixels, inside it."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4) / np.float32(scale)
+    h, w = shape[:2]
+    boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+    boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+    return Detections(boxes, np.asarray(scores, np.float32), label_names(labels))
 
 
 class Detector:
@@ -61,19 +67,15 @@ class Detector:
         return model_input(small, self.cfg.input, self.cfg.clahe_clip, self.cfg.clahe_grid), scale
 
     @torch.inference_mode()
-    def __call__(self, frame: np.ndarray, normalise: bool = False) -> Detections:
+    def __call__(self, frame: np.ndarray, normalise: bool = False) -> tuple[Detections, dict]:
         t0 = time.perf_counter()
         image, scale = self.prepare(frame, normalise)
         tensor = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
         t1 = time.perf_counter()
         out = self.model([tensor])[0]
         t2 = time.perf_counter()
-        boxes = out["boxes"].numpy().astype(np.float32) / scale
-        h, w = frame.shape[:2]
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes, out["labels"].numpy().astype(np.int64), out["scores"].numpy().astype(np.float32),
-                          {"preprocess": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000})
+        return (_in_frame(out["boxes"].numpy(), out["labels"].numpy(), out["scores"].numpy(), scale, frame.shape),
+                {"preprocess": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000})
 
 
 def weights_for(input_kind: str) -> Path:
@@ -89,19 +91,15 @@ class OnnxDetector(Detector):
         super().__init__(None, cfg)
         self.session = session
 
-    def __call__(self, frame: np.ndarray, normalise: bool = False) -> Detections:
+    def __call__(self, frame: np.ndarray, normalise: bool = False) -> tuple[Detections, dict]:
         t0 = time.perf_counter()
         image, scale = self.prepare(frame, normalise)
         tensor = np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
         t1 = time.perf_counter()
         boxes, labels, scores = self.session.run(None, {"image": tensor})
         t2 = time.perf_counter()
-        boxes = boxes.astype(np.float32) / scale
-        h, w = frame.shape[:2]
-        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
-        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-        return Detections(boxes, labels.astype(np.int64), scores.astype(np.float32),
-                          {"preprocess": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000})
+        return (_in_frame(boxes, labels, scores, scale, frame.shape),
+                {"preprocess": (t1 - t0) * 1000, "detect": (t2 - t1) * 1000})
 
 
 def backend() -> str:

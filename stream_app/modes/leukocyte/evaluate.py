@@ -56,6 +56,7 @@ from stream_app.modes.leukocyte import baseline
 from stream_app.modes.leukocyte.data import load_split
 from stream_app.modes.leukocyte.detector import WEIGHTS, shared_detector
 from stream_app.modes.leukocyte.metrics import coco_ap, image_level
+from stream_app.modes.leukocyte.model import class_ids
 from stream_app.modes.leukocyte.preprocess import faint
 
 DEFAULT_WBC_THRESHOLD = 0.5
@@ -222,15 +223,15 @@ def evaluate(args: argparse.Namespace) -> int:
     def learned(detector, normalise=False):
         def run(image):
             if cell_size == "rule":
-                d = detector(image, normalise=normalise)
+                d, _ = detector(image, normalise=normalise)
                 seen.append({"tiles": 1, "rbc_px": None})
             elif cell_size == "auto":
-                d, estimate = detect_auto(detector, image, None, normalise)
-                seen.append({"tiles": d.timings_ms["tiles"], "rbc_px": estimate.rbc_px})
+                d, timings, estimate = detect_auto(detector, image, None, normalise)
+                seen.append({"tiles": timings["tiles"], "rbc_px": estimate.rbc_px})
             else:
-                d = detect_at(detector, image, float(cell_size), None, normalise)
-                seen.append({"tiles": d.timings_ms["tiles"], "rbc_px": float(cell_size)})
-            return d.boxes, d.labels, d.scores
+                d, timings = detect_at(detector, image, float(cell_size), None, normalise)
+                seen.append({"tiles": timings["tiles"], "rbc_px": float(cell_size)})
+            return d.boxes, class_ids(d.labels), d.scores
         return run
 
     settings = {"split": args.split, "wbc_threshold": args.wbc_threshold, "faint_strength": args.faint_strength,

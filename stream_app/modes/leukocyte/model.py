@@ -21,6 +21,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -30,6 +31,17 @@ CLASSES = ("WBC", "RBC", "Platelets")  # label ids 1..3; 0 is background
 INPUTS = ("rgb", "clahe_lab")
 BACKBONES = ("mobilenet_v2_fpn", "resnet50_fpn")
 LAB_MEAN, LAB_STD = (0.5, 0.5, 0.5), (0.25, 0.06, 0.06)  # OpenCV 8-bit Lab / 255: a, b sit near 0.5 with a small spread
+
+
+def label_names(ids) -> np.ndarray:
+    """The network's label ids (1..3) as class names (what :class:`~stream_app.results.Detections` holds)."""
+    return np.asarray(CLASSES)[np.asarray(ids, np.int64).reshape(-1) - 1]
+
+
+def class_ids(names) -> np.ndarray:
+    """Class names back to label ids 1..3 (what VOC ground truth and :func:`.metrics.coco_ap` use)."""
+    index = {name: i + 1 for i, name in enumerate(CLASSES)}
+    return np.array([index[str(n)] for n in np.asarray(names).reshape(-1)], np.int64)
 
 
 @dataclass

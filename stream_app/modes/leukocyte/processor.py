@@ -162,9 +162,12 @@ class LeukocyteProcessor(Processor):
             self._mask_cache = (image.shape, _lit_mask(image))
         return self._mask_cache[1]
 
-    def _detect(self, frame: np.ndarray, det_frame: np.ndarray, det_scale: float, now: float | None):
-        """Estimate the scale when due (on the original frame), detect on ``det_frame``; boxes in ``det_frame``
-        pixels; timings gain ``scale`` when an estimate ran."""
+    def _detect(self, frame: np.ndarray, det_frame: np.ndarray, det_scale: float,
+                now: float | None) -> tuple[Detections, dict]:
+        """Estimate the scale when due (on the original frame), detect on ``det_frame``; returns the detections in
+        ``det_frame`` pixels and the timings (:func:`~.scale.detect_at`'s, plus ``det_scale``, and ``scale`` when an
+        estimate ran)."""
+        from stream_app.modes.leukocyte.detector import scaled
         from stream_app.modes.leukocyte.scale import ScaleEstimate, detect_at, estimate_scale
 
         s, detector = self.settings, self._detector()
@@ -181,16 +184,16 @@ class LeukocyteProcessor(Processor):
             det_frame, det_scale = self._detection_frame(frame, *fit_within(frame, s.max_side))
         est = self.scale.estimate
         rbc = None if est is None or est.rbc_px is None else est.rbc_px * det_scale
-        detections = detect_at(detector, det_frame, rbc, self._lit(det_frame), s.stain_normalise,
-                               stop=lambda: self._closed)
+        detections, timings = detect_at(detector, det_frame, rbc, self._lit(det_frame), s.stain_normalise,
+                                        stop=lambda: self._closed)
         if det_scale > 0:
-            self.scale.observe(detections.boxes / det_scale, detections.labels, detections.scores)
+            self.scale.observe(scaled(detections, 1 / det_scale))
         if scale_ms is not None:
-            detections.timings_ms["scale"] = scale_ms
-        detections.timings_ms["det_scale"] = det_scale
-        return detections
+            timings["scale"] = scale_ms
+        timings["det_scale"] = det_scale
+        return detections, timings
 
-    def _integrate(self, detections, offset: np.ndarray, segment: int, size: tuple[int, int]) -> None:
+    def _integrate(self, detections: Detections, offset: np.ndarray, segment: int, size: tuple[int, int]) -> None:
         """One detection round found on a frame with this slide ``offset`` and ``segment`` (followed through joins; a
         round from a segment left since is dropped, its cells are not where it saw them)."""
         segment, offset = self._motion.resolve(segment, offset)
@@ -198,14 +201,13 @@ class LeukocyteProcessor(Processor):
             return
         s = self.settings
         labels, scores, boxes = detections.labels, detections.scores, detections.boxes
-        wbc = (labels == 1) & (scores >= s.wbc_threshold)
+        wbc = (labels == "WBC") & (scores >= s.wbc_threshold)
         wbc_boxes, wbc_scores = _suppress_nested(boxes[wbc], scores[wbc])
         self._counter.update(wbc_boxes, wbc_scores, offset, size, segment)
         shift = np.array([offset[0], offset[1], offset[0], offset[1]])
         others = []
-        for label_id, name, threshold, show in ((2, "RBC", s.rbc_threshold, True),
-                                                (3, "Platelets", s.platelet_threshold, True)):
-            keep = (labels == label_id) & (scores >= threshold)
+        for name, threshold in (("RBC", s.rbc_threshold), ("Platelets", s.platelet_threshold)):
+            keep = (labels == name) & (scores >= threshold)
             others.extend((name, float(sc), b - shift) for b, sc in zip(boxes[keep], scores[keep]))
         self._others, self._others_segment = others, segment
 
@@ -230,12 +232,14 @@ class LeukocyteProcessor(Processor):
             if still:
                 self.scale.reset()
             now = None if still else float(timestamp_s)  # a still image's estimate is not kept
-            detections = self._detect(frame, *self._detection_frame(frame, small, scale), now)
-            detections.boxes = detections.boxes * np.float32(scale / detections.timings_ms["det_scale"])
-            prep_ms += detections.timings_ms["preprocess"]
-            detect_ms = detections.timings_ms["detect"]
-            if "scale" in detections.timings_ms:
-                scale_ms = detections.timings_ms["scale"]
+            from stream_app.modes.leukocyte.detector import scaled
+
+            detections, timings = self._detect(frame, *self._detection_frame(frame, small, scale), now)
+            detections = scaled(detections, scale / timings["det_scale"])
+            prep_ms += timings["preprocess"]
+            detect_ms = timings["detect"]
+            if "scale" in timings:
+                scale_ms = timings["scale"]
             tt = time.perf_counter()
             self._integrate(detections, offset, segment, small.shape[:2])
             track_ms += (time.perf_counter() - tt) * 1000

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from stream_app.modes.leukocyte.tiling import TILE_H, TILE_W, background_colour, detect_scaled, field_mask
+from stream_app.results import Detections
 
 TRAIN_RBC_PX = 102.0  # median RBC box size (sqrt(w*h)) on BCCD's train split, 640x480 frames
 TRAIN_FRAME = (640, 480)
@@ -41,7 +42,7 @@ REFINE = 1.25  # a still image whose detected RBCs are this far off the estimate
 SNAP = 1.2  # within this factor of the model's own size rule, use the rule (one network run)
 TILED_SCALE = 1.0  # cells on tiled frames at this fraction of the training size (< 1: fewer tiles, smaller cells)
 MIN_RBC_PX, LADDER_STEP = 8.0, 1.5
-RBC, CONFIDENT = 2, 0.5
+RBC, CONFIDENT = "RBC", 0.5
 
 
 @dataclass
@@ -101,14 +102,14 @@ def _lit_mask(frame: np.ndarray) -> np.ndarray | None:
 
 
 def detect_at(detector, frame: np.ndarray, rbc_px: float | None, mask: np.ndarray | None = None,
-              normalise: bool = False, stop=None):
+              normalise: bool = False, stop=None) -> tuple[Detections, dict]:
     """Detections (frame pixels) with the frame brought to the training scale; ``rbc_px`` None: the model's rule.
+    Returns (detections, timings_ms: preprocess, detect (all tiles), tiles, zoom).
 
     ``mask``: the lit field (None: all of it); ``normalise``: stain normalisation on the whole frame first (its lit
     part), as the processor's ``stain_normalise`` setting; ``stop()``: checked between tiles (True: give up)."""
     import time
 
-    from stream_app.modes.leukocyte.detector import Detections
     from stream_app.modes.leukocyte.preprocess import normalise_stain
 
     t0 = time.perf_counter()
@@ -118,15 +119,14 @@ def detect_at(detector, frame: np.ndarray, rbc_px: float | None, mask: np.ndarra
     timings = {"preprocess": 0.0, "detect": 0.0}
 
     def run(tile):
-        d = detector(tile)
-        timings["preprocess"] += d.timings_ms["preprocess"]
-        timings["detect"] += d.timings_ms["detect"]
-        return d.boxes, d.labels, d.scores
+        found, ms = detector(tile)
+        timings["detect"] += ms["detect"]
+        return found
 
-    boxes, labels, scores, n_tiles = detect_scaled(frame, run, zoom, mask, stop=stop)
+    detections, n_tiles = detect_scaled(frame, run, zoom, mask, stop=stop)
     total = (time.perf_counter() - t0) * 1000
     timings["preprocess"] = total - timings["detect"]
-    return Detections(boxes, labels, scores, {**timings, "tiles": float(n_tiles), "zoom": zoom})
+    return detections, {**timings, "tiles": float(n_tiles), "zoom": zoom}
 
 
 def ladder(shape: tuple[int, ...]) -> list[float]:
@@ -173,9 +173,9 @@ def estimate_scale(detector, frame: np.ndarray, mask: np.ndarray | None = None,
             padded[:] = background_colour(crop)
             padded[:size[1], :size[0]] = tile
             tile = padded
-        det = detector(np.ascontiguousarray(tile))
+        det, _ = detector(np.ascontiguousarray(tile))
         runs += 1
-        size, n = _rbc_size(det.boxes, det.labels, det.scores)
+        size, n = _rbc_size(det)
         if n < MIN_CELLS:
             continue
         keep = (det.labels == RBC) & (det.scores >= CONFIDENT)
@@ -211,9 +211,11 @@ def _settle(looks: list[tuple[float, float, int, float]], runs: int) -> ScaleEst
     return ScaleEstimate(m, "auto", n, runs)
 
 
-def detect_auto(detector, frame: np.ndarray, cell_size: float | None = None, normalise: bool = False):
+def detect_auto(detector, frame: np.ndarray, cell_size: float | None = None,
+                normalise: bool = False) -> tuple[Detections, dict, ScaleEstimate]:
     """One still image: estimate the scale (or take ``cell_size``, the RBC diameter in pixels), then detect there.
-    Returns (Detections in the frame's pixels, ScaleEstimate); timings include the estimate (``scale``)."""
+    Returns (detections in the frame's pixels, timings_ms as :func:`detect_at`'s plus the estimate's ``scale``,
+    the ScaleEstimate)."""
     import time
 
     t0 = time.perf_counter()
@@ -223,22 +225,21 @@ def detect_auto(detector, frame: np.ndarray, cell_size: float | None = None, nor
     else:
         estimate = estimate_scale(detector, frame, mask, normalise)
     scale_ms = (time.perf_counter() - t0) * 1000
-    det = detect_at(detector, frame, estimate.rbc_px, mask, normalise)
+    det, timings = detect_at(detector, frame, estimate.rbc_px, mask, normalise)
     if estimate.source == "auto":  # the whole frame's red cells disagree with the middle's: detect again at theirs
-        size, n = _rbc_size(det.boxes, det.labels, det.scores)
+        size, n = _rbc_size(det)
         if n >= 2 * MIN_CELLS and max(size / estimate.rbc_px, estimate.rbc_px / size) > REFINE:
-            estimate = ScaleEstimate(size, "auto", n, estimate.runs + int(det.timings_ms["tiles"]))
-            det = detect_at(detector, frame, size, mask, normalise)
-    det.timings_ms["scale"] = scale_ms
-    return det, estimate
+            estimate = ScaleEstimate(size, "auto", n, estimate.runs + int(timings["tiles"]))
+            det, timings = detect_at(detector, frame, size, mask, normalise)
+    return det, {**timings, "scale": scale_ms}, estimate
 
 
-def _rbc_size(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
+def _rbc_size(detections: Detections) -> tuple[float, int]:
     """Median size (sqrt(w*h)) of the confident RBC boxes and their number (0.0, n below :data:`MIN_CELLS`)."""
-    keep = (labels == RBC) & (scores >= CONFIDENT)
+    keep = (detections.labels == RBC) & (detections.scores >= CONFIDENT)
     if keep.sum() < MIN_CELLS:
         return 0.0, int(keep.sum())
-    b = boxes[keep]
+    b = detections.boxes[keep]
     return float(np.median(np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])))), int(keep.sum())
 
 
@@ -282,13 +283,13 @@ class ScaleKeeper:
             self.estimate, self._key, self._tried_at = estimate, (shape[:2], float(cell_size or 0)), now
             self._lost, self._sizes, self._stale = 0, [], False
 
-    def observe(self, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray) -> None:
+    def observe(self, detections: Detections) -> None:
         """One detection round in the pixels of the frame the estimate is for."""
         with self._lock:
             est = self.estimate
             if est is None or est.source != "auto" or est.rbc_px is None:
                 return
-            size, n = _rbc_size(boxes, labels, scores)
+            size, n = _rbc_size(detections)
             if n < MIN_CELLS:
                 self._lost += 1
                 self._sizes = []

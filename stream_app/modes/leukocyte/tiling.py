@@ -16,8 +16,8 @@ pins without opencv-python, so it would have been possible):
 
 The merge itself is torchvision's class-wise NMS (``batched_nms``), which the detector already depends on.
 
-Shapes: ``frame`` HxWx3 uint8 RGB; ``detect(tile) -> (boxes Nx4 float32 x1y1x2y2 in tile pixels, labels N int64,
-scores N float32)``; :func:`detect_scaled` returns the same triple in the frame's pixels.
+Shapes: ``frame`` HxWx3 uint8 RGB; ``detect(tile) ->`` :class:`~stream_app.results.Detections` in the tile's pixels;
+:func:`detect_scaled` returns them in the frame's pixels.
 """
 
 from __future__ import annotations
@@ -27,11 +27,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from stream_app.results import Detections
+
 TILE_W, TILE_H = 427, 320  # the network's input (min_size 320, max_size 427): no internal resize
 OVERLAP = 160  # > the largest WBC at training scale (~155 px on the network's input), so every cell is whole somewhere
 EDGE = 3  # a box within this many pixels of a tile's inner edge is "cut"
 
-DetectFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]
+DetectFn = Callable[[np.ndarray], Detections]
 
 
 def tile_origins(length: int, tile: int, overlap: int = OVERLAP) -> list[int]:
@@ -72,9 +74,9 @@ def background_colour(frame: np.ndarray, mask: np.ndarray | None = None) -> np.n
 
 
 def detect_scaled(frame: np.ndarray, detect: DetectFn, zoom: float, mask: np.ndarray | None = None,
-                  iou: float = 0.5, min_lit: float = 0.05, stop=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """Detect on ``frame`` resized by ``zoom`` (network pixels per frame pixel), tiled; returns boxes (frame
-    pixels), labels, scores and the number of tiles run.
+                  iou: float = 0.5, min_lit: float = 0.05, stop=None) -> tuple[Detections, int]:
+    """Detect on ``frame`` resized by ``zoom`` (network pixels per frame pixel), tiled; returns the detections (frame
+    pixels, sorted by score) and the number of tiles run.
 
     ``mask``: the lit field (:func:`field_mask`), or None for all of it. Tiles with less than ``min_lit`` of their
     area lit are skipped; boxes whose centre is not lit are dropped. ``stop``: called before each tile; True ends
@@ -106,11 +108,11 @@ def detect_scaled(frame: np.ndarray, detect: DetectFn, zoom: float, mask: np.nda
                 tile[:ch, :cw] = crop
             else:
                 tile = crop
-            boxes, labels, scores = detect(np.ascontiguousarray(tile))
+            found = detect(np.ascontiguousarray(tile))
             n_tiles += 1
-            if len(boxes) == 0:
+            if len(found) == 0:
                 continue
-            boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+            boxes = found.boxes
             # drop cells cut by an inner tile edge (they are whole in the neighbouring tile)
             cut = np.zeros(len(boxes), bool)
             if x0 > 0:
@@ -122,14 +124,13 @@ def detect_scaled(frame: np.ndarray, detect: DetectFn, zoom: float, mask: np.nda
             if y0 + TILE_H < H:
                 cut |= boxes[:, 3] >= TILE_H - EDGE
             keep = ~cut
-            boxes = boxes[keep] + np.array([x0, y0, x0, y0], np.float32)
-            all_boxes.append(boxes)
-            all_labels.append(np.asarray(labels)[keep])
-            all_scores.append(np.asarray(scores)[keep])
+            all_boxes.append(boxes[keep] + np.array([x0, y0, x0, y0], np.float32))
+            all_labels.append(found.labels[keep])
+            all_scores.append(found.scores[keep])
     if not all_boxes:
-        return np.zeros((0, 4), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32), n_tiles
+        return Detections.empty(), n_tiles
     boxes = np.concatenate(all_boxes)
-    labels = np.concatenate(all_labels).astype(np.int64)
+    labels = np.concatenate(all_labels)
     scores = np.concatenate(all_scores).astype(np.float32)
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, W)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, H)
@@ -142,10 +143,11 @@ def detect_scaled(frame: np.ndarray, detect: DetectFn, zoom: float, mask: np.nda
         import torch
         from torchvision.ops import batched_nms
 
-        keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(labels), iou).numpy()
+        classes = np.unique(labels, return_inverse=True)[1].reshape(-1)  # NMS within each class
+        keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(classes), iou).numpy()
         boxes, labels, scores = boxes[keep], labels[keep], scores[keep]
     order = np.argsort(-scores, kind="stable")
     boxes = boxes[order] / np.float32(zoom)
     boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
     boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
-    return boxes, labels[order], scores[order], n_tiles
+    return Detections(boxes, scores[order], labels[order]), n_tiles

@@ -32,7 +32,7 @@ from stream_app.config import data_dir
 from stream_app.modes.leukocyte.data import VocSample, load_split
 from stream_app.modes.leukocyte.detector import WEIGHTS, Detector
 from stream_app.modes.leukocyte.metrics import coco_ap
-from stream_app.modes.leukocyte.model import DetectorConfig, build_detector, save_detector
+from stream_app.modes.leukocyte.model import DetectorConfig, build_detector, class_ids, save_detector
 from stream_app.modes.leukocyte.preprocess import model_input
 from stream_app.training.loop import BestCheckpoint, TimeBudget, seed_everything, training_logger
 from stream_app.training.reports import command_line
@@ -151,9 +151,9 @@ def evaluate_samples(detector: Detector, samples: list[VocSample], images: list[
     gts, preds, sizes = [], [], []
     for i, sample in enumerate(samples):
         image = images[i] if images is not None else sample.load()
-        det = detector(image)
+        det, _ = detector(image)
         gts.append((sample.boxes, sample.labels))
-        preds.append((det.boxes, det.labels, det.scores))
+        preds.append((det.boxes, class_ids(det.labels), det.scores))
         sizes.append(image.shape[:2])
     return coco_ap(gts, preds, sizes)
 
@@ -186,9 +186,9 @@ def evaluate_zoomed(detector: Detector, items, rbc_px: float) -> dict:
     gts, preds, sizes = [], [], []
     for image, boxes, labels in items:
         mask = field_mask(image)
-        det = detect_at(detector, image, rbc_px, mask if not mask.all() else None)
+        det, _ = detect_at(detector, image, rbc_px, mask if not mask.all() else None)
         gts.append((boxes, labels))
-        preds.append((det.boxes, det.labels, det.scores))
+        preds.append((det.boxes, class_ids(det.labels), det.scores))
         sizes.append(image.shape[:2])
     return coco_ap(gts, preds, sizes)
 
