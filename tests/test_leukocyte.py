@@ -415,6 +415,12 @@ def test_live_path_never_waits_for_the_detector_and_resets_counts(shared_data):
         assert shown.image.shape == frame.shape and not np.array_equal(shown.image, frame)  # boxes drawn
         assert np.median(times) < 0.03  # frames flow while the detector works in the background
         assert stream.worker.stats().processed < i  # ... on the newest frames only
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # no frame handed in before the reset is analysed after it
+            stats = stream.worker.stats()
+            if stats.processed + stats.dropped >= stats.submitted:
+                break
+            time.sleep(0.01)
         with stream.worker.exclusive() as processor:
             processor.actions()["Reset WBC counts"]()
             reset_at = i / 30  # frames handed in from now on are analysed after the reset
