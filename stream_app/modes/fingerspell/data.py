@@ -109,6 +109,31 @@ def hand_model_id() -> str:
     return hashlib.sha256(bundle_bytes()).hexdigest()[:16]
 
 
+def find_hands(paths: list[Path], log=print) -> dict[str, np.ndarray]:
+    """The app's still-image hand finder (IMAGE mode with retries) over ``paths``: per image whether a hand was found,
+    how many, the signing hand's landmarks (pixels), world landmarks, handedness and its ``CACHE_CROP`` crop."""
+    finder = HandFinder(video=False)
+    n = len(paths)
+    out = {"found": np.zeros(n, bool), "n_hands": np.zeros(n, np.int8), "points": np.zeros((n, 21, 3), np.float32),
+           "world": np.zeros((n, 21, 3), np.float32), "mirrored": np.zeros(n, bool),
+           "crops": np.zeros((n, CACHE_CROP, CACHE_CROP, 3), np.uint8), "sizes": np.zeros((n, 2), np.int32)}
+    start = time.time()
+    for i, path in enumerate(paths):
+        image = read_rgb(path)
+        out["sizes"][i] = image.shape[1], image.shape[0]
+        hands, _, _ = finder.find(image)
+        out["n_hands"][i] = len(hands)
+        hand = choose_signing_hand(hands, image.shape[1], image.shape[0])
+        if hand is not None:
+            out["found"][i] = True
+            out["points"][i], out["world"][i], out["mirrored"][i] = hand.points, hand.world, hand.mirrored
+            out["crops"][i] = square_crop(image, hand.points[:, :2], CACHE_CROP, CACHE_MARGIN, hand.mirrored)
+        if (i + 1) % 250 == 0:
+            log(f"hand cache: {i + 1}/{n} images, {out['found'][:i + 1].mean():.1%} found, {time.time() - start:.0f} s")
+    finder.close()
+    return out
+
+
 def build_cache(force: bool = False, log=print) -> Path:
     """Run the hand finder over both data sets; write ``samples.npz`` and ``backgrounds.npy`` (idempotent)."""
     out = cache_dir()
@@ -121,36 +146,16 @@ def build_cache(force: bool = False, log=print) -> Path:
                 return target
         log(f"hand cache: {target} was made with another hand model or cache version: rebuilding")
     items = roboflow_items() + massey_items()
-    finder = HandFinder(video=False)
-    n = len(items)
-    found = np.zeros(n, bool)
-    n_hands = np.zeros(n, np.int8)
-    points = np.zeros((n, 21, 3), np.float32)
-    world = np.zeros((n, 21, 3), np.float32)
-    mirrored = np.zeros(n, bool)
-    crops = np.zeros((n, CACHE_CROP, CACHE_CROP, 3), np.uint8)
-    sizes = np.zeros((n, 2), np.int32)
     start = time.time()
-    for i, item in enumerate(items):
-        image = read_rgb(item.path)
-        sizes[i] = image.shape[1], image.shape[0]
-        hands, _, _ = finder.find(image)
-        n_hands[i] = len(hands)
-        hand = choose_signing_hand(hands, image.shape[1], image.shape[0])
-        if hand is not None:
-            found[i] = True
-            points[i], world[i], mirrored[i] = hand.points, hand.world, hand.mirrored
-            crops[i] = square_crop(image, hand.points[:, :2], CACHE_CROP, CACHE_MARGIN, hand.mirrored)
-        if (i + 1) % 250 == 0:
-            log(f"hand cache: {i + 1}/{n} images, {found[:i + 1].mean():.1%} found, {time.time() - start:.0f} s")
-    finder.close()
+    hands = find_hands([it.path for it in items], log=log)
     rf_train = [it for it in items if it.source == "rf" and it.split == "train"]
     backgrounds = _background_patches(rf_train, np.random.default_rng(0))
     np.save(out / "backgrounds.npy", backgrounds)
     np.savez(target, version=CACHE_VERSION, hand_model=hand_model, path=np.array([str(it.path) for it in items]),
              letter=np.array([it.letter for it in items]), source=np.array([it.source for it in items]),
              split=np.array([it.split for it in items]), group=np.array([it.group for it in items]),
-             found=found, n_hands=n_hands, points=points, world=world, mirrored=mirrored, crops=crops, sizes=sizes)
+             **hands)
+    n, found = len(items), hands["found"]
     log(f"hand cache: wrote {target} ({n} images, {found.mean():.1%} with a hand) and {len(backgrounds)} backgrounds "
         f"in {time.time() - start:.0f} s")
     return target

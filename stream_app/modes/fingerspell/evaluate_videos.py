@@ -56,7 +56,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
         return run_images(args)
     others = [flag for flag, on in (("--images", getattr(args, "images", None)),
                                     ("--roboflow-test", getattr(args, "roboflow_test", False)),
-                                    ("--massey-loho", getattr(args, "massey_loho", False)),
+                                    ("--digits", getattr(args, "digits", False)),
+                                    ("--signers", getattr(args, "signers", False)),
                                     ("--model-dir", getattr(args, "model_dir", None)),
                                     ("--confusion-png", getattr(args, "confusion_png", None))) if on]
     if others:

@@ -1,13 +1,16 @@
 """The fingerspelling classifiers and their loading (once per process, shared by every stream).
 
-- ``LandmarkMLP``: 63 landmark features (:func:`stream_app.modes.fingerspell.hands.landmark_features`) -> 26 letters. It never
-  sees the background, which is where the source paper's image model failed.
+- ``LandmarkMLP``: signer-independent landmark features (:func:`stream_app.modes.fingerspell.features.hand_features`:
+  a palm frame, its orientation, bones, joint angles, thumb relations) -> 26 letters, with the training set's feature
+  mean and spread stored in the weights. It never sees the background.
 - ``CropNet``: a Spatial Transformer (localisation net -> affine ``theta`` initialised to the identity ->
   ``F.affine_grid`` / ``F.grid_sample``) in front of torchvision's ImageNet-pretrained MobileNetV2 (the registry-shipped
   ``mobilenet_v2-b0353104.pth`` in ``VENDOR_DIR``), on the 128 px square hand crop, mirrored to the right hand.
-- Fusion: a weighted average of the two probability vectors, ``p = w * p_crop + (1 - w) * p_landmarks``; ``w`` is
-  chosen on the validation data by ``train`` and stored in ``models/fingerspell/fusion.json`` with which of the three
-  is shipped.
+  With ``mask`` set (:mod:`.handmask`), everything away from the hand's landmarks is black before the crop model
+  sees it, in training and in use.
+- Fusion: a weighted average of the two probability vectors, ``p = w * p_crop + (1 - w) * p_landmarks``. ``w``, which
+  of the three is shipped, the feature blocks and the mask are the training recipe's (chosen on held-out signers,
+  ``evaluate fingerspell --signers``) and stored in ``models/fingerspell/fusion.json``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from torch import nn
 from stream_app.backbones import IMAGENET_MEAN, IMAGENET_STD, mobilenet_v2
 from stream_app.config import MODELS_DIR
 from stream_app.modes.fingerspell import LETTERS
+from stream_app.modes.fingerspell.features import DEFAULT_BLOCKS, hand_features, n_features
+from stream_app.modes.fingerspell.handmask import FINGER_WIDTH, crop_points, mask_crop
+from stream_app.modes.fingerspell.hands import square_crop
 
 MODEL_DIR = MODELS_DIR / "fingerspell"
 LANDMARK_FILE = "landmarks.pt"
@@ -39,15 +45,24 @@ class ModelMissing(FileNotFoundError):
 
 
 class LandmarkMLP(nn.Module):
+    """Standardised features (mean / std of the training set, kept as buffers) -> two hidden layers -> logits."""
+
     def __init__(self, n_in: int = 63, n_out: int = len(LETTERS), hidden: int = 256, dropout: float = 0.3) -> None:
         super().__init__()
+        self.n_in = n_in
+        self.register_buffer("mean", torch.zeros(n_in))
+        self.register_buffer("std", torch.ones(n_in))
         self.net = nn.Sequential(
             nn.Linear(n_in, hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, n_out))
 
+    def set_scaling(self, feats: np.ndarray) -> None:
+        self.mean.copy_(torch.from_numpy(feats.mean(axis=0).astype(np.float32)))
+        self.std.copy_(torch.from_numpy(feats.std(axis=0).astype(np.float32) + 1e-3))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net((x - self.mean) / self.std)
 
 
 class SpatialTransformer(nn.Module):
@@ -116,6 +131,8 @@ def export_crop_onnx(model: CropNet, path: Path, size: int = 128) -> Path:
 
 def load_into(model: nn.Module, path: Path) -> nn.Module:
     state = torch.load(path, map_location="cpu", weights_only=True)
+    if isinstance(model, LandmarkMLP) and "mean" not in state:  # weights from before the scaling buffers: identity
+        state = dict(state, mean=model.mean, std=model.std)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     return model.eval()
 
@@ -131,6 +148,20 @@ class Classifiers:
     crop_size: int
     margin: float
     crop_session: object | None = None  # ONNX Runtime session of the same crop model, used when present
+    feature_blocks: tuple[str, ...] = DEFAULT_BLOCKS
+    mask: bool = False          # black out the crop away from the hand (handmask) before the crop model
+    mask_width: float = FINGER_WIDTH
+
+    def landmark_input(self, points: np.ndarray, mirrored) -> np.ndarray:
+        """The landmark model's features of (21, 3) or (N, 21, 3) pixel landmarks."""
+        return hand_features(points, mirrored, self.feature_blocks)
+
+    def crop_input(self, frame: np.ndarray, points_xy: np.ndarray, mirrored: bool) -> np.ndarray:
+        """The crop model's input for a hand whose landmarks are ``points_xy`` (pixels of ``frame``)."""
+        crop = square_crop(frame, points_xy, self.crop_size, self.margin, mirrored)
+        if self.mask:
+            crop = mask_crop(crop, crop_points(points_xy, self.crop_size, self.margin, mirrored), self.mask_width)
+        return crop
 
     @torch.inference_mode()
     def predict(self, features: np.ndarray, crops: np.ndarray | None, which: tuple[str, ...] | None = None
@@ -138,7 +169,7 @@ class Classifiers:
         """Probabilities (N, 26) per model name; ``which`` limits the models run (default: what ``shipped`` needs)."""
         which = which or (("landmarks", "crop") if self.shipped == "fused" else (self.shipped,))
         out: dict[str, np.ndarray] = {}
-        feats = np.asarray(features, np.float32).reshape(-1, 63)
+        feats = np.asarray(features, np.float32).reshape(-1, self.landmarks.n_in)
         if "landmarks" in which or "fused" in which:
             out["landmarks"] = torch.softmax(self.landmarks(torch.from_numpy(feats)), 1).numpy()
         if self.crop is not None and crops is not None and ("crop" in which or "fused" in which):
@@ -160,7 +191,9 @@ def load_classifiers(model_dir: Path | None = None) -> Classifiers:
     if not (model_dir / LANDMARK_FILE).is_file() or not meta_path.is_file():
         raise ModelMissing(f"no trained fingerspelling model in {model_dir}: run `python -m stream_app train fingerspell`")
     meta = json.loads(meta_path.read_text())
-    landmarks = load_into(LandmarkMLP(hidden=int(meta.get("hidden", 256))), model_dir / LANDMARK_FILE)
+    blocks = tuple(meta.get("features", ("legacy",)))  # a fusion.json without blocks: the first model's input
+    landmarks = load_into(LandmarkMLP(n_features(blocks), hidden=int(meta.get("hidden", 256))),
+                          model_dir / LANDMARK_FILE)
     crop, session = None, None
     if (model_dir / CROP_FILE).is_file():
         crop = load_into(CropNet(pretrained=False), model_dir / CROP_FILE)
@@ -172,7 +205,8 @@ def load_classifiers(model_dir: Path | None = None) -> Classifiers:
     if crop is None and shipped != "landmarks":
         shipped = "landmarks"
     return Classifiers(landmarks, crop, float(meta.get("crop_weight", 0.5)), shipped,
-                       int(meta.get("crop_size", 128)), float(meta.get("margin", 0.2)), session)
+                       int(meta.get("crop_size", 128)), float(meta.get("margin", 0.2)), session, blocks,
+                       bool(meta.get("mask", False)), float(meta.get("mask_width", FINGER_WIDTH)))
 
 
 @functools.lru_cache(maxsize=2)

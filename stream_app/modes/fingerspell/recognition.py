@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream_app.modes.fingerspell.hands import choose_signing_hand, landmark_features, square_crop
+from stream_app.modes.fingerspell.hands import choose_signing_hand, landmark_features
 
 # Largest change of a landmark's x or y (in hand sizes, wrist-relative) that counts as "has not moved". MediaPipe's
 # depth (z) jitters by up to 0.07 between identical frames and is left out; x and y settle below 0.025.
@@ -29,14 +29,14 @@ def analyse(hands, small: np.ndarray, scale: float, width: int, height: int, cla
 
 
 def classify_hand(hand, feats: np.ndarray, small: np.ndarray, scale: float, classifiers, model: str = "shipped"):
-    """The chosen hand's letter probabilities: model name -> (26,) array. ``feats`` are its landmark features."""
+    """The chosen hand's letter probabilities: model name -> (26,) array (every model run, plus "fused" when both
+    ran). ``feats`` are its motion features (:func:`landmark_features`); the classifiers make their own inputs."""
     which = None if model == "shipped" else (("landmarks", "crop") if model in ("fused", "all") else (model,))
     crop = None
     if classifiers.crop is not None and (which is None and classifiers.shipped != "landmarks" or
                                          which is not None and "crop" in which):
-        crop = square_crop(small, hand.points[:, :2] * scale, classifiers.crop_size, classifiers.margin,
-                           hand.mirrored)
-    probs = classifiers.predict(feats, crop, which)
+        crop = classifiers.crop_input(small, hand.points[:, :2] * scale, hand.mirrored)
+    probs = classifiers.predict(classifiers.landmark_input(hand.points, hand.mirrored), crop, which)
     return {k: v[0] for k, v in probs.items()}
 
 
