@@ -42,7 +42,7 @@ from stream_app.modes.fingerspell.data import (CACHE_CROP, CACHE_MARGIN, CROP_MA
                                                load_cache)
 from stream_app.modes.fingerspell.features import DEFAULT_BLOCKS, augment_points, canonical, hand_features
 from stream_app.modes.fingerspell.handmask import FINGER_WIDTH, crop_points, mask_crop
-from stream_app.modes.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE, MODEL_DIR,
+from stream_app.modes.fingerspell.models import (CROP_FILE, CROP_ONNX, FUSION_FILE, LANDMARK_FILE,
                                                  CropNet, LandmarkMLP, crops_to_tensor, export_crop_onnx, load_into,
                                                  save_half)
 from stream_app.training.loop import TimeBudget, seed_everything, training_logger
@@ -314,7 +314,9 @@ def train_crop(crops: np.ndarray, uv: np.ndarray, labels: np.ndarray, massey: np
 def add_train_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, default=35.0, help="wall-clock bound for the crop model")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=str(MODEL_DIR), help="where the weights and the model card go")
+    parser.add_argument("--out", default="out/fingerspell",
+                        help="where the weights and the model card go (default out/fingerspell, gitignored: this "
+                             "recipe is not the shipped one, so it never overwrites models/fingerspell unless asked)")
     parser.add_argument("--skip-crop", action="store_true", help="train only the landmark model (ships landmarks)")
     parser.add_argument("--crop-epochs", type=int, help="crop model epochs (default: the recipe's)")
     parser.add_argument("--rebuild-cache", action="store_true", help="run the hand finder over the data again")
