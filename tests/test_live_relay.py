@@ -84,22 +84,7 @@ def test_a_slow_encoder_gets_the_newest_processed_frame_and_the_others_are_count
 
 
 def test_a_slow_camera_reader_gets_the_newest_frame_and_learns_how_many_it_skipped():
-    from stream_app.ui.relay import camera_frames_skipped
-
-    async def run():
-        camera = Camera(n=40, period=0.002)
-        proxy = NewestFrameRelay().subscribe(camera)
-        got = []
-        while True:
-            try:
-                frame = await proxy.recv()
-            except MediaStreamError:
-                break
-            got.append((int(frame.pts), camera_frames_skipped(frame)))
-            await asyncio.sleep(0.012)  # a reader slower than the camera
-        return got
-
-    got = asyncio.run(run())
+    got = asyncio.run(_read_all(Camera(n=40, period=0.002), pause=0.012))  # a reader slower than the camera
     pts = [p for p, _ in got]
     assert pts == sorted(pts) and len(pts) < 40  # in order, newest first: frames were skipped, none queued
     for (before, _), (after, skipped) in zip(got, got[1:]):
@@ -109,7 +94,8 @@ def test_a_slow_camera_reader_gets_the_newest_frame_and_learns_how_many_it_skipp
     assert fast[:9] == [(i, 0) for i in range(9)]
 
 
-async def _read_all(camera):
+async def _read_all(camera, pause: float = 0.0) -> list:
+    """(pts, frames skipped before it) of every camera frame a reader taking ``pause`` s per frame gets."""
     from stream_app.ui.relay import camera_frames_skipped
 
     proxy = NewestFrameRelay().subscribe(camera)
@@ -120,6 +106,7 @@ async def _read_all(camera):
         except MediaStreamError:
             return got
         got.append((int(frame.pts), camera_frames_skipped(frame)))
+        await asyncio.sleep(pause)
 
 
 def test_the_relay_sits_where_streamlit_webrtc_looks_for_it():
