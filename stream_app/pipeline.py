@@ -119,6 +119,8 @@ def run(frames: Frames, processor: Processor, sinks: Sequence[Sink], progress: P
                 if stop.is_set():
                     summary.stopped = "interrupted"
                     break
+            if stop.is_set() and summary.stopped == "end":
+                summary.stopped = "interrupted"  # Ctrl-C while the input was ending: still a Ctrl-C, not lost
     except KeyboardInterrupt:  # a second Ctrl-C, or one outside the main thread
         summary.stopped = "interrupted"
     except InputError as exc:
