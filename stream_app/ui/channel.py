@@ -237,8 +237,8 @@ class DeliveryMeter:
         if not self._pending:
             return
         now = self.clock()
-        sent_at = [i for i, (frame, pts, _) in enumerate(self._pending) if frame.pts != pts]
-        last_sent = sent_at[-1] if sent_at else -1
+        sent_at = {i for i, (frame, pts, _) in enumerate(self._pending) if frame.pts != pts}
+        last_sent = max(sent_at, default=-1)
         sent = dropped = 0
         keep: deque = deque()
         for i, item in enumerate(self._pending):
@@ -378,14 +378,14 @@ class LiveSession:
         return False
 
     # ---- the page's side --------------------------------------------------------------------------------------
-    def _with_processor(self, fn: Callable[[Any], Any]) -> Any:
-        res = self._resources
-        with res.lock:
-            stream = res.stream
-            if stream is None:
-                return None
-            with stream.worker.exclusive() as processor:
-                return fn(processor)
+    def _with_processor(self, fn: Callable[[Any, LiveStream], Any]) -> Any:
+        """``fn(processor, stream)`` between frames. The resources' lock is not held while waiting for the running
+        step: the frame callback takes it on every frame (:meth:`ensure`), and a step can take seconds."""
+        stream = self._resources.stream
+        if stream is None:
+            return None
+        with stream.worker.exclusive() as processor:
+            return fn(processor, stream)
 
     def apply_settings(self, values: dict[str, Any]) -> dict[str, Any]:
         """Apply the values that differ from the processor's settings (between frames); returns what changed. The
@@ -396,17 +396,17 @@ class LiveSession:
             return {}
         changes = changed_settings(processor.settings, values)
         if changes:
-            self._with_processor(lambda p: p.update_settings(**changes))
+            self._with_processor(lambda p, _: p.update_settings(**changes))
         self.settings.update(changes)
         return changes
 
     def run_action(self, label: str) -> None:
-        self._with_processor(lambda p: p.actions()[label]())
+        self._with_processor(lambda p, _: p.actions()[label]())
 
     def reset(self) -> None:
-        def reset(processor):
+        def reset(processor, stream):
             processor.reset()
-            self._resources.stream.forget()
+            stream.forget()
 
         self._with_processor(reset)
         self.channel.reset()

@@ -40,9 +40,9 @@ def _note_dropped(frame) -> None:
             method(1)
 
 
-class _NewestFrameEvent(asyncio.Event):
-    """The unbuffered proxy's "new frame" event; set while already set means the frame before the one just stored
-    was never taken: it is counted as dropped."""
+class _SlotEvent(asyncio.Event):
+    """An unbuffered proxy's "new frame" event. Set while already set means the consumer never took the frame before
+    the one just stored: :meth:`replaced` is told, with the newest frame (``proxy._frame``)."""
 
     def __init__(self, proxy: RelayStreamTrack) -> None:
         super().__init__()
@@ -51,32 +51,38 @@ class _NewestFrameEvent(asyncio.Event):
     def set(self) -> None:
         if self.is_set():
             proxy = self._proxy()
-            if proxy is not None:
-                _note_dropped(proxy._frame)  # the newest frame: it carries the same session's note as the lost one
+            if proxy is not None and proxy._frame is not None:
+                self.replaced(proxy._frame)
         super().set()
+
+    def replaced(self, newest) -> None:
+        raise NotImplementedError
+
+
+class _EncoderSlotEvent(_SlotEvent):
+    """Before the encoder: the lost frame is counted against the session that made it (the newest frame carries the
+    same session's note)."""
+
+    def replaced(self, newest) -> None:
+        _note_dropped(newest)
 
 
 class CameraSkipped(int):
     """The ``opaque`` of a camera frame that replaced this many older ones in the relay's slot."""
 
 
-class _NewestCameraFrameEvent(asyncio.Event):
-    """The camera proxy's "new frame" event; set while already set means the consumer never took the frame before:
-    the newest frame carries how many it replaced since the consumer last took one."""
+class _CameraSlotEvent(_SlotEvent):
+    """Before the process track: the newest camera frame carries how many it replaced since the consumer last took
+    one."""
 
     def __init__(self, proxy: RelayStreamTrack) -> None:
-        super().__init__()
-        self._proxy = weakref.ref(proxy)
+        super().__init__(proxy)
         self._skipped = 0
 
-    def set(self) -> None:
-        if self.is_set():
-            self._skipped += 1
-            proxy = self._proxy()
-            frame = None if proxy is None else proxy._frame
-            if frame is not None and getattr(frame, "opaque", None) is None:
-                frame.opaque = CameraSkipped(self._skipped)
-        super().set()
+    def replaced(self, newest) -> None:
+        self._skipped += 1
+        if getattr(newest, "opaque", None) is None:
+            newest.opaque = CameraSkipped(self._skipped)
 
     def clear(self) -> None:
         self._skipped = 0
@@ -103,7 +109,7 @@ class NewestFrameRelay(MediaRelay):
     def subscribe(self, track, buffered: bool = True):
         if track.kind == "video":
             proxy = super().subscribe(track, buffered=False)
-            event = _NewestFrameEvent if is_processed_track(track) else _NewestCameraFrameEvent
+            event = _EncoderSlotEvent if is_processed_track(track) else _CameraSlotEvent
             proxy._new_frame_event = event(proxy)
             return proxy
         return super().subscribe(track, buffered=buffered)
