@@ -201,11 +201,12 @@ def test_detector_finds_the_wbc_on_bccd_test_images(shared_data):
 
 
 @needs_weights
-def test_onnx_runtime_and_torch_agree_on_the_wbc(shared_data):
+@pytest.mark.parametrize("name", ["detector_clahe_lab", "detector_clahe_lab_multiscale"])
+def test_onnx_runtime_and_torch_agree_on_the_wbc(shared_data, name):
     from stream_app.modes.leukocyte.data import load_split
     from stream_app.modes.leukocyte.detector import OnnxDetector, shared_detector
 
-    path = ROOT / "models" / "leukocyte" / "detector_clahe_lab.pt"
+    path = ROOT / "models" / "leukocyte" / f"{name}.pt"
     onnx = shared_detector(str(path), "onnx")
     if not isinstance(onnx, OnnxDetector):
         pytest.skip("no ONNX file or onnxruntime")

@@ -264,3 +264,49 @@ def test_zoom_out_training_sample_is_a_wider_field_back_at_the_training_scale():
         side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
         whole = side[(boxes[:, 0] > 1) & (boxes[:, 1] > 1) & (boxes[:, 2] < w - 1) & (boxes[:, 3] < h - 1)]
         assert ((whole > 0.7 * 101) & (whole < 1.35 * 101)).all()  # cells back at about their training size
+
+
+# ---- routing by scale: the shipped model for BCCD-sized fields, the multi-scale model for rescaled frames ----------
+MULTISCALE = ROOT / "models" / "leukocyte" / "detector_clahe_lab_multiscale.pt"
+
+
+def test_a_routed_pair_must_see_the_same_input():
+    from stream_app.modes.leukocyte.detector import Detector, RoutedDetector
+    from stream_app.modes.leukocyte.model import DetectorConfig
+
+    lab = Detector(None, DetectorConfig(input="clahe_lab"))
+    with pytest.raises(ValueError, match="input"):
+        RoutedDetector(lab, Detector(None, DetectorConfig(input="rgb")))
+    with pytest.raises(ValueError, match="min_size"):
+        RoutedDetector(lab, Detector(None, DetectorConfig(input="clahe_lab", min_size=352)))
+    assert lab.rescaled is lab and RoutedDetector(lab, lab).rescaled is lab
+
+
+@pytest.mark.skipif(not (WEIGHTS.is_file() and MULTISCALE.is_file()), reason="shipped detectors not present")
+def test_bccd_fields_go_to_the_shipped_model_and_zoomed_out_fields_to_the_multiscale_one(shared_data):
+    from stream_app.modes.leukocyte.detector import RoutedDetector, mode_detector, shared_detector
+    from stream_app.modes.leukocyte.scale import detect_at, estimate_scale
+
+    routed = mode_detector("clahe_lab")
+    base, multi = shared_detector(str(WEIGHTS)), shared_detector(str(MULTISCALE))
+    assert isinstance(routed, RoutedDetector) and routed.base is base and routed.rescaled is multi
+    assert mode_detector("rgb").rescaled is mode_detector("rgb")  # no multi-scale RGB model: one model for all
+
+    samples, images = _bccd(shared_data)
+
+    def same(a, b):
+        return (np.array_equal(a.labels, b.labels) and a.boxes.shape == b.boxes.shape and np.allclose(a.boxes, b.boxes)
+                and np.allclose(a.scores, b.scores))
+
+    # a BCCD field at its own scale: one run of the shipped model, exactly as without routing
+    field = images[0]
+    got, timings = detect_at(routed, field, TRAIN_RBC_PX)
+    assert timings["tiles"] == 1 and same(got, detect_at(base, field, TRAIN_RBC_PX)[0])
+    # a 2x2 mosaic (cells at half size): brought to the training scale and tiled, read by the multi-scale model
+    frame, _, _ = mosaic(images[:4], [s.boxes for s in samples[:4]], [s.labels for s in samples[:4]], 2)
+    got, timings = detect_at(routed, frame, TRAIN_RBC_PX / 2)
+    assert timings["tiles"] > 1
+    assert same(got, detect_at(multi, frame, TRAIN_RBC_PX / 2)[0])
+    assert not same(got, detect_at(base, frame, TRAIN_RBC_PX / 2)[0])  # (so the line above tells the two apart)
+    # the scale search looks at rescaled crops: the multi-scale model's
+    assert estimate_scale(routed, frame) == estimate_scale(multi, frame)

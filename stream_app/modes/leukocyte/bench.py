@@ -79,11 +79,11 @@ def wide_field_timing(frames: list[np.ndarray]) -> dict:
     """What a wider field costs, one frame each (scale estimate + every tile): 640x480 frames made of K x K of the
     bench frames (K = 2, 3, 4), and a 416x416 phone-photo proxy (fields at 1/7 in a circular eyepiece view), all with
     the automatic cell scale."""
-    from stream_app.modes.leukocyte.detector import shared_detector, weights_for
+    from stream_app.modes.leukocyte.detector import mode_detector
     from stream_app.modes.leukocyte.scale import detect_auto
     from stream_app.modes.leukocyte.zoomout import mosaic, phone_photo
 
-    detector = shared_detector(str(weights_for("clahe_lab")))
+    detector = mode_detector("clahe_lab")
     empty = [np.zeros((0, 4), np.float32)] * 16
     labels = [np.zeros(0, np.int64)] * 16
     cases = {f"{k}x{k}": mosaic([frames[i % len(frames)] for i in range(k * k)], empty[:k * k], labels[:k * k], k)[0]
@@ -106,12 +106,12 @@ def reference_timing(frames: list[np.ndarray], n: int = 6) -> dict:
     random init: the cost is the same; at BCCD's native 480 lines and at our input size) on the same frames in this
     run, and what wider fields cost (:func:`wide_field_timing`). (``bench --live`` feeds the frames through the live
     path: ``live.fresh_per_s`` against ``targets.live_fresh_per_s``.)"""
-    from stream_app.modes.leukocyte.detector import shared_detector, weights_for
+    from stream_app.modes.leukocyte.detector import mode_detector
     from stream_app.modes.leukocyte.model import DetectorConfig, build_detector
 
     torch.set_num_threads(2)
     frames = list(frames[: n + 1])
-    detector = shared_detector(str(weights_for("clahe_lab")))  # the default model
+    detector = mode_detector("clahe_lab")  # the default model
     tensors = {}
 
     def ours(frame):

@@ -54,7 +54,7 @@ from stream_app.config import data_dir
 from stream_app.errors import InputError
 from stream_app.modes.leukocyte import baseline
 from stream_app.modes.leukocyte.data import load_split
-from stream_app.modes.leukocyte.detector import WEIGHTS, shared_detector
+from stream_app.modes.leukocyte.detector import RESCALED_WEIGHTS, WEIGHTS, routed_detector, shared_detector
 from stream_app.modes.leukocyte.metrics import coco_ap, image_level
 from stream_app.modes.leukocyte.model import class_ids
 from stream_app.modes.leukocyte.preprocess import faint
@@ -100,6 +100,10 @@ def add_evaluate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="test", help="ImageSets/Main/<split>.txt ('all' = every image)")
     parser.add_argument("--weights", default=None, help="RGB-input detector (default: the shipped one)")
     parser.add_argument("--lab-weights", default=None, help="CLAHE+CIELAB detector (default: the shipped one)")
+    parser.add_argument("--lab-rescaled-weights", default=None,
+                        help="CLAHE+CIELAB detector for rescaled frames (tiles, the scale search; default: the "
+                             "shipped multi-scale model, unless --lab-weights is given: then that model alone); "
+                             "'none': the --lab-weights model for every frame")
     parser.add_argument("--wbc-threshold", type=float, default=DEFAULT_WBC_THRESHOLD,
                         help="WBC score that makes an image positive (image-level metrics)")
     parser.add_argument("--faint-strength", type=float, default=0.7)
@@ -213,10 +217,15 @@ def evaluate(args: argparse.Namespace) -> int:
     images = [s.load() for s in samples]
     rgb_path = Path(args.weights) if args.weights else WEIGHTS["rgb"]
     lab_path = Path(args.lab_weights) if args.lab_weights else WEIGHTS["clahe_lab"]
-    for path in (rgb_path, lab_path):
-        if not path.is_file():
+    rescaled = args.lab_rescaled_weights
+    if rescaled is None and not args.lab_weights and RESCALED_WEIGHTS["clahe_lab"].is_file():
+        rescaled = str(RESCALED_WEIGHTS["clahe_lab"])
+    rescaled_path = None if rescaled in (None, "none") else Path(rescaled)
+    for path in (rgb_path, lab_path, rescaled_path):
+        if path is not None and not path.is_file():
             raise InputError(f"{path}: detector weights not found (train them with `python -m stream_app train leukocyte`)")
-    rgb, lab = shared_detector(str(rgb_path)), shared_detector(str(lab_path))
+    rgb = shared_detector(str(rgb_path))
+    lab = routed_detector(str(lab_path), None if rescaled_path is None else str(rescaled_path))
     cell_size = args.cell_size
     seen: list[dict] = []  # per image of the last learned run: tiles, estimated RBC size
 
@@ -236,7 +245,10 @@ def evaluate(args: argparse.Namespace) -> int:
 
     settings = {"split": args.split, "wbc_threshold": args.wbc_threshold, "faint_strength": args.faint_strength,
                 "excluded": sorted(excluded), "cell_size": cell_size}
-    models = {"clahe_lab": f"{lab_path} ({type(lab).__name__})", "rgb": f"{rgb_path} ({type(rgb).__name__})"}
+    models = {"clahe_lab": f"{lab_path} ({type(shared_detector(str(lab_path))).__name__})",
+              "clahe_lab_rescaled_frames": None if rescaled_path is None
+              else f"{rescaled_path} ({type(lab.rescaled).__name__})",
+              "rgb": f"{rgb_path} ({type(rgb).__name__})"}
     if args.zoom_out:
         rows = {}
         for k in args.zoom_out:

@@ -105,9 +105,9 @@ class LeukocyteProcessor(Processor):
 
     # ---- settings, actions, lifecycle -------------------------------------------------------------------------
     def _detector(self):
-        from stream_app.modes.leukocyte.detector import shared_detector, weights_for
+        from stream_app.modes.leukocyte.detector import mode_detector
 
-        return shared_detector(str(weights_for("clahe_lab" if self.settings.clahe_lab else "rgb")))
+        return mode_detector("clahe_lab" if self.settings.clahe_lab else "rgb")
 
     def update_settings(self, **changes) -> None:
         super().update_settings(**changes)
@@ -316,8 +316,10 @@ def _suppress_nested(boxes: np.ndarray, scores: np.ndarray, overlap: float = 0.6
 
 
 def warm_up() -> None:
-    """Load both shared detectors and run each once ahead of the first frame."""
-    from stream_app.modes.leukocyte.detector import shared_detector, weights_for
+    """Load the shared detectors and run each once ahead of the first frame."""
+    from stream_app.modes.leukocyte.detector import mode_detector
 
     for kind in ("clahe_lab", "rgb"):
-        shared_detector(str(weights_for(kind)))(np.zeros((480, 640, 3), np.uint8))
+        detector = mode_detector(kind)
+        for net in {id(detector): detector, id(detector.rescaled): detector.rescaled}.values():
+            net(np.zeros((480, 640, 3), np.uint8))

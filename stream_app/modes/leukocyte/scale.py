@@ -18,7 +18,9 @@ nothing. So:
    phone-photo proxies (fields at 1/5-1/9) the detector's estimate came within 0.78-1.17x of the labelled RBC size.
 2. :func:`detect_at` resizes the frame so that RBCs are at the training scale and runs the detector on overlapping
    network-sized tiles (:mod:`.tiling`). When the frame at that scale is within 20% of what the model's own size
-   rule gives (a BCCD-like field), the model's rule is used: one network run, exactly as before.
+   rule gives (a BCCD-like field), the model's rule is used: one network run, exactly as before. A
+   :class:`~.detector.RoutedDetector` sends rescaled frames (tiles, and the looks of step 1) to a model fine-tuned
+   with multi-scale augmentation and keeps the model measured on other labs for BCCD-like fields.
 
 A :class:`ScaleEstimate` carries the RBC size, the magnification relative to BCCD's (``rbc_px / TRAIN_RBC_PX``) and
 the micrometres per pixel that a 7.5 um red cell implies.
@@ -117,9 +119,10 @@ def detect_at(detector, frame: np.ndarray, rbc_px: float | None, mask: np.ndarra
         frame = normalise_stain(frame, mask)
     zoom = zoom_for(detector, frame.shape, rbc_px)
     timings = {"preprocess": 0.0, "detect": 0.0}
+    net = detector if zoom == detector.network_size(*frame.shape[:2]) else detector.rescaled
 
     def run(tile):
-        found, ms = detector(tile)
+        found, ms = net(tile)
         timings["detect"] += ms["detect"]
         return found
 
@@ -173,7 +176,7 @@ def estimate_scale(detector, frame: np.ndarray, mask: np.ndarray | None = None,
             padded[:] = background_colour(crop)
             padded[:size[1], :size[0]] = tile
             tile = padded
-        det, _ = detector(np.ascontiguousarray(tile))
+        det, _ = detector.rescaled(np.ascontiguousarray(tile))
         runs += 1
         size, n = _rbc_size(det)
         if n < MIN_CELLS:
