@@ -289,7 +289,7 @@ def test_bccd_fields_go_to_the_shipped_model_and_zoomed_out_fields_to_the_multis
 
     routed = mode_detector("clahe_lab")
     base, multi = shared_detector(str(WEIGHTS)), shared_detector(str(MULTISCALE))
-    assert isinstance(routed, RoutedDetector) and routed.base is base and routed.rescaled is multi
+    assert isinstance(routed, RoutedDetector) and routed.base is base and routed.rescaled is multi  # the cached models
     assert mode_detector("rgb").rescaled is mode_detector("rgb")  # no multi-scale RGB model: one model for all
 
     samples, images = _bccd(shared_data)

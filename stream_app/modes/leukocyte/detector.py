@@ -155,9 +155,9 @@ def shared_detector(path: str, kind: str | None = None) -> Detector:
     return Detector(model, cfg)
 
 
-@lru_cache(maxsize=4)
 def routed_detector(path: str, rescaled_path: str | None) -> Detector:
-    """``path``'s detector, routed with ``rescaled_path``'s for rescaled frames (:class:`RoutedDetector`; None: alone)."""
+    """``path``'s detector, routed with ``rescaled_path``'s for rescaled frames (:class:`RoutedDetector`; None: alone).
+    A light wrapper made per call over the two cached :func:`shared_detector` models."""
     base = shared_detector(path)
     return base if rescaled_path is None else RoutedDetector(base, shared_detector(rescaled_path))
 
