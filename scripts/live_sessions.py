@@ -1,6 +1,7 @@
 """Live sessions in real browsers against the real app: how several share the CPU, and whether memory comes back.
 
     .venv/bin/python scripts/live_sessions.py load [--modes fingerspell,leukocyte,motion] [--seconds 30]
+                                                   [--counts 1,2,3] [--browsers same|nice|idle]
     .venv/bin/python scripts/live_sessions.py soak [--sessions 20] [--mode fingerspell]
 
 Both start the app as the browser test does (``streamlit run`` on a free port of 127.0.0.1, which offers loopback ICE
@@ -20,7 +21,15 @@ warm-up, for ``--seconds`` it records per session:
   barcodes: lag = (camera index - shown index) / 30 fps;
 * from the side panel: fps shown, fps analysed, overlay age, how long frames waited before the callback (above the
   stream's quickest), frames dropped (video) over the window, errors;
+* from the browser's own WebRTC statistics (``getStats()`` of the component's connection): frames it encoded and
+  sent a second, the mean time its packets waited to be sent (its pacer), its encode time, the size it sent, why it
+  limited the quality, and the annotated frames it received and decoded;
 * for the server: CPU (cores) and RSS; and the machine's load average.
+
+``--browsers``: here the browsers run on the server's 2 cores, which a deployment does not do. ``same`` leaves them
+as they start (Chromium, run as root, raises some of its threads to nice -8), ``nice`` starts them at nice 19 and
+``idle`` under SCHED_IDLE (they get the CPU only when the server leaves it): an approximation of browsers on other
+machines. Each output line names it.
 
 The server's cap (``STREAM_APP_MAX_LIVE_SESSIONS``) is the number of modes; with all of them running, one more
 session is started: its panel must say why it is not analysed and its video must keep moving (``over_cap_session``).
@@ -167,6 +176,84 @@ return window.__probe.error;
 """ % (CELLS, STRIP)
 
 
+# Every frame of the page keeps its RTCPeerConnections (before the component makes one), so the probe can read the
+# browser's own WebRTC statistics: how long its packets waited to be sent, why it lowered the quality, the size it
+# encoded at.
+KEEP_PEER_CONNECTIONS_JS = """
+(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native || Native.__kept) return;
+  const pcs = window.__pcs = [];
+  const Kept = function (...args) { const pc = new Native(...args); pcs.push(pc); return pc; };
+  Kept.prototype = Native.prototype;
+  Object.setPrototypeOf(Kept, Native);
+  Kept.__kept = true;
+  window.RTCPeerConnection = Kept;
+})();
+"""
+
+STATS_JS = """
+const done = arguments[arguments.length - 1];
+const pcs = (window.__pcs || []).filter(pc => pc.connectionState === 'connected');
+if (!pcs.length) { done(null); return; }
+pcs[pcs.length - 1].getStats().then(report => {
+  const out = {};
+  report.forEach(s => {
+    if (s.type === 'outbound-rtp' && s.kind === 'video') {
+      out.sent = {framesEncoded: s.framesEncoded, framesSent: s.framesSent, packetsSent: s.packetsSent,
+                  totalPacketSendDelay: s.totalPacketSendDelay, totalEncodeTime: s.totalEncodeTime,
+                  qualityLimitationReason: s.qualityLimitationReason, frameWidth: s.frameWidth,
+                  frameHeight: s.frameHeight, targetBitrate: s.targetBitrate,
+                  qualityLimitationDurations: s.qualityLimitationDurations};
+    } else if (s.type === 'inbound-rtp' && s.kind === 'video') {
+      out.received = {framesReceived: s.framesReceived, framesDecoded: s.framesDecoded, framesDropped: s.framesDropped,
+                      jitterBufferDelay: s.jitterBufferDelay, jitterBufferEmittedCount: s.jitterBufferEmittedCount,
+                      packetsLost: s.packetsLost};
+    } else if (s.type === 'candidate-pair' && s.nominated) {
+      out.availableOutgoingBitrate = s.availableOutgoingBitrate;
+      out.rtt = s.currentRoundTripTime;
+    }
+  });
+  done(out);
+}, e => done({error: String(e)}));
+"""
+
+
+def browser_stats(driver) -> dict | None:
+    """The browser's WebRTC statistics of the component's connection (cumulative counters), or None."""
+    driver.switch_to.frame(tb._component_iframe(driver))
+    try:
+        return driver.execute_async_script(STATS_JS)
+    finally:
+        driver.switch_to.default_content()
+
+
+def stats_delta(before: dict | None, after: dict | None, seconds: float) -> dict | None:
+    """Over the window: the browser's sent and received frames a second, the mean time its packets waited to be sent
+    (its pacer: a queue on the browser's side), why it limited the quality, and the size it encoded at."""
+    if not before or not after or "sent" not in before or "sent" not in after:
+        return None
+    a, b = before["sent"], after["sent"]
+    dp = (b.get("packetsSent") or 0) - (a.get("packetsSent") or 0)
+    out = {"encoded_per_s": round(((b.get("framesEncoded") or 0) - (a.get("framesEncoded") or 0)) / seconds, 1),
+           "sent_per_s": round(((b.get("framesSent") or 0) - (a.get("framesSent") or 0)) / seconds, 1),
+           "packet_send_delay_ms": round(1000 * ((b.get("totalPacketSendDelay") or 0)
+                                                 - (a.get("totalPacketSendDelay") or 0)) / dp, 1) if dp else None,
+           "encode_ms": round(1000 * ((b.get("totalEncodeTime") or 0) - (a.get("totalEncodeTime") or 0))
+                              / max(1, (b.get("framesEncoded") or 0) - (a.get("framesEncoded") or 0)), 1),
+           "size": f"{b.get('frameWidth')}x{b.get('frameHeight')}", "limited_by": b.get("qualityLimitationReason"),
+           "target_kbps": round((b.get("targetBitrate") or 0) / 1000),
+           "available_out_kbps": round((after.get("availableOutgoingBitrate") or 0) / 1000)}
+    ra, rb = before.get("received"), after.get("received")
+    if ra and rb:
+        out["received_per_s"] = round(((rb.get("framesReceived") or 0) - (ra.get("framesReceived") or 0)) / seconds, 1)
+        out["decoded_per_s"] = round(((rb.get("framesDecoded") or 0) - (ra.get("framesDecoded") or 0)) / seconds, 1)
+        emitted = (rb.get("jitterBufferEmittedCount") or 0) - (ra.get("jitterBufferEmittedCount") or 0)
+        out["jitter_buffer_ms"] = round(1000 * ((rb.get("jitterBufferDelay") or 0) - (ra.get("jitterBufferDelay") or 0))
+                                        / emitted, 1) if emitted else None
+    return out
+
+
 # ---- the app ----------------------------------------------------------------------------------------------------
 
 def start_app(env_extra: dict, arenas: int = 2) -> tuple[subprocess.Popen, str, Path]:
@@ -287,19 +374,38 @@ def over_cap(url: str, camera: Path, mode: str, folder: Path, seconds: float = 1
         driver.quit()
 
 
+BROWSER_PRIORITY = {"same": None, "nice": ["nice", "-n", "19"], "idle": ["chrt", "--idle", "0"]}
+
+
+def deprioritise_browsers(how: str, folder: Path) -> None:
+    """``same``: the browsers compete for the CPU like the server (one machine for everything). ``nice`` (nice 19) and
+    ``idle`` (SCHED_IDLE: CPU only when nothing else wants it) approximate browsers on other machines, which is what
+    a deployment has: Chromium is started through a wrapper that runs it so (every thread it starts inherits it)."""
+    prefix = BROWSER_PRIORITY[how]
+    if prefix is None:
+        return
+    wrapper = folder / f"chromium-{how}"
+    wrapper.write_text(f"#!/bin/sh\nexec {' '.join(prefix)} {tb.CHROMIUM} \"$@\"\n")
+    wrapper.chmod(0o755)
+    tb.CHROMIUM = wrapper
+
+
 def cmd_load(args) -> int:
     modes = args.modes.split(",")
     folder = Path(tempfile.mkdtemp(prefix="live_cameras_"))
+    deprioritise_browsers(args.browsers, folder)
     cameras = {m: camera_file(m, folder) for m in modes}
     app, url, logfile = start_app({"STREAM_APP_MAX_LIVE_SESSIONS": str(max(len(modes), 1))})
     failed = 0
     try:
-        for k in range(1, len(modes) + 1):
+        for k in (args.counts or range(1, len(modes) + 1)):
             chosen = modes[:k]
             drivers = []
             try:
                 for i, mode in enumerate(chosen):
                     driver = tb._launch_browser(cameras[mode], folder / f"profile-{k}-{i}")
+                    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                                           {"source": KEEP_PEER_CONNECTIONS_JS})
                     drivers.append((mode, driver))
                     log(f"{k} session(s): starting {mode}")
                     open_session(driver, url, mode)
@@ -307,6 +413,7 @@ def cmd_load(args) -> int:
                     install_probe(driver)
                 time.sleep(args.warmup)
                 before = {mode: panel_numbers(d) for mode, d in drivers}
+                stats0 = {mode: browser_stats(d) for mode, d in drivers}
                 start_ms, cpu0, t0 = time.time() * 1000, cpu_seconds(app.pid), time.monotonic()
                 time.sleep(args.seconds)
                 seconds, cpu1 = time.monotonic() - t0, cpu_seconds(app.pid)
@@ -315,6 +422,7 @@ def cmd_load(args) -> int:
                     after = panel_numbers(driver)
                     b = before[mode]
                     row = {"mode": mode, **summarise_probe(probe_samples(driver, start_ms), seconds),
+                           "browser": stats_delta(stats0[mode], browser_stats(driver), seconds),
                            "panel": {"fps_shown": after["fps_shown"], "fps_analysed": after["fps_analysed"],
                                      "shown_per_s": round((after["shown"] - b["shown"]) / seconds, 1),
                                      "analysed_per_s": round((after["analysed"] - b["analysed"]) / seconds, 1),
@@ -322,7 +430,7 @@ def cmd_load(args) -> int:
                                      "dropped_per_s": round((after["dropped"] - b["dropped"]) / seconds, 1),
                                      "errors": after["errors"], "refused": after["refused"]}}
                     sessions.append(row)
-                print(json.dumps({"sessions": k, "seconds": round(seconds, 1), "server_cpu_cores":
+                print(json.dumps({"sessions": k, "browsers": args.browsers, "seconds": round(seconds, 1), "server_cpu_cores":
                                   round((cpu1 - cpu0) / seconds, 2), "server_rss_mb": round(rss_mb(app.pid)),
                                   "load_average": os.getloadavg(), "per_session": sessions}), flush=True)
                 if k == len(modes) and args.over_cap:
@@ -390,6 +498,11 @@ def main() -> int:
     p.add_argument("--warmup", type=float, default=10.0)
     p.add_argument("--no-over-cap", dest="over_cap", action="store_false",
                    help="skip the extra session over the cap (STREAM_APP_MAX_LIVE_SESSIONS = number of modes)")
+    p.add_argument("--counts", type=lambda text: [int(k) for k in text.split(",")],
+                   help="numbers of concurrent sessions to measure, e.g. 2,3 (default 1..number of modes)")
+    p.add_argument("--browsers", choices=sorted(BROWSER_PRIORITY), default="same",
+                   help="the browsers' CPU priority: same (as the server: one machine for all), nice (19) or idle "
+                        "(SCHED_IDLE): browsers on other machines, as in a deployment")
     p.set_defaults(func=cmd_load)
     p = sub.add_parser("soak", help="sessions opened and closed one after another: server RSS")
     p.add_argument("--sessions", type=int, default=20)
