@@ -94,6 +94,27 @@ def test_a_slow_camera_reader_gets_the_newest_frame_and_learns_how_many_it_skipp
     assert fast[:9] == [(i, 0) for i in range(9)]
 
 
+class NotedCamera(Camera):
+    """A camera track whose every frame says one frame was dropped before it upstream (as aiortc's jitter buffer
+    notes its drops: stream_app.ui.receiver)."""
+
+    async def recv(self):
+        frame = await super().recv()
+        frame.opaque = relay.CameraSkipped(1)
+        return frame
+
+
+def test_drops_before_the_relay_are_added_to_the_relays_own():
+    got = asyncio.run(_read_all(NotedCamera(n=40, period=0.002), pause=0.012))
+    assert len(got) < 40
+    for (before, _), (after, skipped) in zip(got, got[1:]):
+        # each replaced frame (after - before - 1 of them) counts itself and the frame dropped before it; the frame
+        # read brings its own note
+        assert skipped == 2 * (after - before - 1) + 1
+    fast = asyncio.run(_read_all(NotedCamera(n=10, period=0.01)))
+    assert fast[:9] == [(i, 1) for i in range(9)]
+
+
 async def _read_all(camera, pause: float = 0.0) -> list:
     """(pts, frames skipped before it) of every camera frame a reader taking ``pause`` s per frame gets."""
     from stream_app.ui.relay import camera_frames_skipped

@@ -68,21 +68,31 @@ class _EncoderSlotEvent(_SlotEvent):
 
 
 class CameraSkipped(int):
-    """The ``opaque`` of a camera frame that replaced this many older ones in the relay's slot."""
+    """The ``opaque`` of a camera frame: this many frames were dropped in front of it (replaced in the relay's slot,
+    or dropped in aiortc's jitter buffer: :mod:`stream_app.ui.receiver`)."""
 
 
 class _CameraSlotEvent(_SlotEvent):
-    """Before the process track: the newest camera frame carries how many it replaced since the consumer last took
-    one."""
+    """Before the process track: the newest camera frame carries how many frames were dropped in front of it since
+    the consumer last took one: those it replaced, and what each of them carried (drops before the relay)."""
 
     def __init__(self, proxy: RelayStreamTrack) -> None:
         super().__init__(proxy)
-        self._skipped = 0
+        self._skipped = 0  # dropped since the consumer last took a frame, apart from the newest frame's own note
+        self._upstream = 0  # the note the frame in the slot came with
+
+    def set(self) -> None:
+        proxy = self._proxy()
+        newest = proxy._frame if proxy is not None else None
+        upstream = camera_frames_skipped(newest)
+        super().set()  # replaced() first if the frame in the slot was never taken
+        self._upstream = upstream
+        note = getattr(newest, "opaque", None)
+        if newest is not None and self._skipped and (note is None or isinstance(note, CameraSkipped)):
+            newest.opaque = CameraSkipped(upstream + self._skipped)
 
     def replaced(self, newest) -> None:
-        self._skipped += 1
-        if getattr(newest, "opaque", None) is None:
-            newest.opaque = CameraSkipped(self._skipped)
+        self._skipped += 1 + self._upstream
 
     def clear(self) -> None:
         self._skipped = 0
