@@ -16,7 +16,7 @@ from streamlit_webrtc import WebRtcMode, webrtc_streamer
 from stream_app import config
 from stream_app.live import live_slots
 from stream_app.modes import ModeSpec
-from stream_app.ui import relay
+from stream_app.ui import receiver, relay
 from stream_app.ui.channel import LiveFrameHandler, LiveSession
 from stream_app.ui.panel import NO_CONNECTION_AFTER_S, counts_csv_bytes, no_connection_lines, panel_lines
 from stream_app.ui.recording import LiveRecording
@@ -163,6 +163,7 @@ def webrtc_view(page: str, spec: ModeSpec, settings: dict, *, mode: WebRtcMode, 
         st.error(str(exc))
         return
     relay.install()  # annotated frames wait for the encoder in a one-frame slot, never in a queue
+    receiver.install()  # camera frames leave aiortc's jitter buffer when complete; a lost packet holds them <= 0.2 s
     left, right = st.columns([3, 2])
     with left:
         if slots.full_for(session):
