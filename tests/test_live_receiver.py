@@ -202,3 +202,13 @@ def test_a_busy_event_loop_does_not_talk_the_browser_down_below_the_floor(instal
     receiver = asyncio.run(make())  # a real receiver, as install() leaves it
     estimates = _estimates(receiver._RTCRtpReceiver__remote_bitrate_estimator)
     assert estimates and min(estimates) == adapter.MIN_REMB_BPS
+
+
+def test_a_resend_that_comes_after_its_frame_was_dropped_does_not_take_the_stream_back(installed):
+    frames = vp8_packets(200)
+    order = [p for i, packets in enumerate(frames) for p in packets if i != 10]
+    order.insert(order.index(frames[150][0]), frames[10][0])  # resent 140 frames (packets) late
+    got, _ = asyncio.run(receive(order))
+    indices = [i for i, _ in got]
+    assert indices == sorted(indices) and 10 not in indices  # aiortc would start over at it: older frames again
+    assert indices[-1] == 198

@@ -51,6 +51,7 @@ MAX_QUEUED_S = 0.25  # how long a received RTP datagram may wait for the WebRTC 
 MAX_WAIT_S = 0.2  # how long (in video time) a frame with a lost packet may hold up the frames after it
 MIN_REMB_BPS = 500_000  # the least bit rate the receiver's REMB tells the browser (its loss-based control stays)
 _CLOCK = 90000  # video RTP clock rate (Hz)
+STALE_RESTART = 10  # this many packets in a row older than the buffer's start: a restarted sender, start over
 _MARK = "_stream_app_newest_first"
 
 
@@ -103,8 +104,18 @@ def _jitter_buffer_class():
             self.skipped = 0  # frames dropped since the last frame handed out (read by _DecoderInput)
             self.skipped_total = 0
             self._ready: list = []  # complete frames found while skipping a gap, handed out next
+            self._stale = 0  # packets in a row older than the buffer's start
 
         def add(self, packet):
+            if self._origin is not None:
+                behind = uint16_add(self._origin, -packet.sequence_number)
+                if 0 < behind < 0x8000:  # older than the buffer's start: a resend that came after its frame was gone
+                    self._stale += 1
+                    if self._stale < STALE_RESTART:
+                        return False, None
+                    # aiortc restarts the buffer at a packet >= 100 older (a sender that restarted its sequence);
+                    # a lone late resend must not do that: frames older than those handed out would follow
+            self._stale = 0
             pli_flag, frame = super().add(packet)
             if frame is None and self._held_too_long(packet):
                 self._ready.extend(self._skip_gap())
