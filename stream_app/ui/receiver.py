@@ -27,6 +27,10 @@ kernel's socket buffer, where Python cannot see their age). Frames dropped in th
 decoded camera frame (``opaque``: :class:`stream_app.ui.relay.CameraSkipped`), so the panel's "frames dropped" counts
 them.
 
+Also, aiortc's decoder and encoder threads and streamlit-webrtc's frame-callback threads run at :data:`MEDIA_NICE`
+(:func:`_install_media_nice`): the event loop's thread reads every datagram and sends every packet, and with two
+sessions on 2 cores it waited 2-3 times as long for a CPU as it ran, while datagrams waited in the kernel.
+
 :func:`install` (``stream_app.ui.webrtc_view`` calls it once per process) wraps ``RTCRtpReceiver.__init__`` and
 ``receive`` and ``aioice.Connection.__init__``; the hooks are private names of aiortc 1.16.0 / aioice 0.13.0
 (``RTCRtpReceiver.__jitter_buffer``, ``__decoder_queue``, ``__timestamp_mapper``, ``__remote_bitrate_estimator``,
