@@ -27,9 +27,10 @@ warm-up, for ``--seconds`` it records per session:
 * for the server: CPU (cores) and RSS; and the machine's load average.
 
 ``--browsers``: here the browsers run on the server's 2 cores, which a deployment does not do. ``same`` leaves them
-as they start (Chromium, run as root, raises some of its threads to nice -8), ``nice`` starts them at nice 19 and
-``idle`` under SCHED_IDLE (they get the CPU only when the server leaves it): an approximation of browsers on other
-machines. Each output line names it.
+as they start (Chromium, run as root, raises some of its threads to nice -8, above the server), ``fair`` runs them
+without that privilege (nice 0, as an ordinary user's browser), ``nice`` at nice 19 and ``idle`` under SCHED_IDLE
+(they get the CPU only when the server leaves it): an approximation of browsers on other machines. Each output line
+names it.
 
 The server's cap (``STREAM_APP_MAX_LIVE_SESSIONS``) is the number of modes; with all of them running, one more
 session is started: its panel must say why it is not analysed and its video must keep moving (``over_cap_session``).
@@ -374,13 +375,16 @@ def over_cap(url: str, camera: Path, mode: str, folder: Path, seconds: float = 1
         driver.quit()
 
 
-BROWSER_PRIORITY = {"same": None, "nice": ["nice", "-n", "19"], "idle": ["chrt", "--idle", "0"]}
+BROWSER_PRIORITY = {"same": None, "fair": ["setpriv", "--bounding-set=-sys_nice", "--"],
+                    "nice": ["nice", "-n", "19"], "idle": ["chrt", "--idle", "0"]}
 
 
 def deprioritise_browsers(how: str, folder: Path) -> None:
-    """``same``: the browsers compete for the CPU like the server (one machine for everything). ``nice`` (nice 19) and
-    ``idle`` (SCHED_IDLE: CPU only when nothing else wants it) approximate browsers on other machines, which is what
-    a deployment has: Chromium is started through a wrapper that runs it so (every thread it starts inherits it)."""
+    """``same``: Chromium as it starts here (as root it raises some of its threads to nice -8, above the server).
+    ``fair``: without CAP_SYS_NICE, as a browser of an ordinary user runs: nice 0, like the server (one machine for
+    everything). ``nice`` (nice 19) and ``idle`` (SCHED_IDLE: CPU only when nothing else wants it) approximate
+    browsers on other machines, which is what a deployment has. Chromium is started through a wrapper that runs it
+    so (every thread it starts inherits it)."""
     prefix = BROWSER_PRIORITY[how]
     if prefix is None:
         return
@@ -501,8 +505,9 @@ def main() -> int:
     p.add_argument("--counts", type=lambda text: [int(k) for k in text.split(",")],
                    help="numbers of concurrent sessions to measure, e.g. 2,3 (default 1..number of modes)")
     p.add_argument("--browsers", choices=sorted(BROWSER_PRIORITY), default="same",
-                   help="the browsers' CPU priority: same (as the server: one machine for all), nice (19) or idle "
-                        "(SCHED_IDLE): browsers on other machines, as in a deployment")
+                   help="the browsers' CPU priority: same (as Chromium starts here, as root: some threads at nice -8), "
+                        "fair (nice 0 like the server, no CAP_SYS_NICE), nice (19) or idle (SCHED_IDLE): the last "
+                        "two approximate browsers on other machines, as in a deployment")
     p.set_defaults(func=cmd_load)
     p = sub.add_parser("soak", help="sessions opened and closed one after another: server RSS")
     p.add_argument("--sessions", type=int, default=20)
