@@ -1,7 +1,7 @@
 """Live sessions in real browsers against the real app: how several share the CPU, and whether memory comes back.
 
     .venv/bin/python scripts/live_sessions.py load [--modes fingerspell,leukocyte,motion] [--seconds 30]
-                                                   [--counts 1,2,3] [--browsers same|nice|idle]
+                                                   [--counts 1,2,3] [--browsers same|fair|nice|idle]
     .venv/bin/python scripts/live_sessions.py soak [--sessions 20] [--mode fingerspell]
 
 Both start the app as the browser test does (``streamlit run`` on a free port of 127.0.0.1, which offers loopback ICE
