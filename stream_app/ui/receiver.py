@@ -300,8 +300,6 @@ _HOOKS = ("_RTCRtpReceiver__jitter_buffer", "_RTCRtpReceiver__decoder_queue", "_
 
 def _check_hooks() -> str | None:
     """What is missing from aiortc for this adapter, or None."""
-    import asyncio
-
     from aiortc.jitterbuffer import JitterBuffer
     from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
@@ -311,16 +309,10 @@ def _check_hooks() -> str | None:
     if not callable(getattr(JitterBuffer, "_remove_frame", None)):
         return "JitterBuffer._remove_frame"
 
-    class _Transport:  # RTCRtpReceiver only reads .state in __init__
+    class _Transport:  # RTCRtpReceiver only reads .state in __init__ (its asyncio.Events need no loop yet)
         state = "new"
 
-    loop = asyncio.new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)  # RTCRtpReceiver makes asyncio.Events
-        probe = RTCRtpReceiver("video", _Transport())
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    probe = RTCRtpReceiver("video", _Transport())
     for name in _HOOKS:
         if not hasattr(probe, name):
             return f"RTCRtpReceiver.{name}"
