@@ -37,8 +37,9 @@ DEFAULT_MAX_LIVE_SESSIONS = 3
 
 
 def max_live_sessions() -> int:
-    """How many live streams one server runs at once (``STREAM_APP_MAX_LIVE_SESSIONS``; 0 = no cap). Default 3: on
-    2 cores three streams still get >= 5 analysed frames a second each (README); a fourth is refused with a message."""
+    """How many live streams one server runs at once (``STREAM_APP_MAX_LIVE_SESSIONS``; 0 = no cap); one more is
+    refused with a message. Default 3; on 2 cores shared with the browsers even two streams fall behind (README,
+    "Live sessions"), so a small server may want 1."""
     raw = os.environ.get("STREAM_APP_MAX_LIVE_SESSIONS", "").strip()
     if not raw:
         return DEFAULT_MAX_LIVE_SESSIONS
