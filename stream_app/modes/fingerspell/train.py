@@ -319,6 +319,8 @@ def add_train_args(parser: argparse.ArgumentParser) -> None:
                              "recipe is not the shipped one, so it never overwrites models/fingerspell unless asked)")
     parser.add_argument("--skip-crop", action="store_true", help="train only the landmark model (ships landmarks)")
     parser.add_argument("--crop-epochs", type=int, help="crop model epochs (default: the recipe's)")
+    parser.add_argument("--no-mask", action="store_true",
+                        help="the crop model sees the whole crop, not only the hand (the recipe's mask off)")
     parser.add_argument("--rebuild-cache", action="store_true", help="run the hand finder over the data again")
     parser.add_argument("--limit", type=int, default=0, help="use only N training hands (smoke tests)")
 
@@ -361,6 +363,8 @@ def run_train(args: argparse.Namespace) -> int:
         recipe.crop_epochs = args.crop_epochs
     if args.skip_crop:
         recipe.crop, recipe.shipped = False, "landmarks"
+    if args.no_mask:
+        recipe.mask = False
     webcam = webcam_landmarks() if recipe.webcam else None
     trained = train_all(recipe, data, webcam, crop_minutes=args.max_minutes if recipe.crop else 0.0, seed=args.seed,
                         limit=args.limit, checkpoint=out / CROP_FILE)
@@ -380,7 +384,7 @@ def run_train(args: argparse.Namespace) -> int:
             "crop_weight": recipe.crop_weight, "seed": args.seed, "date": date.today().isoformat(),
             "recipe": asdict(recipe), "train_minutes": round((time.time() - started) / 60, 1),
             "crop_history": trained["crop_history"], "data": trained["n"],
-            "command": command_line("train fingerspell", args, ("max_minutes", "seed", "crop_epochs", "skip_crop")),
+            "command": command_line("train fingerspell", args, ("max_minutes", "seed", "crop_epochs", "skip_crop", "no_mask")),
             "hand_found_rate": {f"{src}:{sp}": round(float(data["found"][(data["source"] == src)
                                                                          & (data["split"] == sp)].mean()), 4)
                                 for src, sp in sorted(set(zip(data["source"], data["split"])))}}
