@@ -59,6 +59,19 @@ class WorkerStats:
     last_error: str | None = None
 
 
+def nice_this_thread(step: int) -> bool:
+    """Lower the calling thread's priority by ``step`` (Linux: nice is per thread); False where that is not possible."""
+    if step <= 0 or not hasattr(os, "setpriority"):
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
+        return True
+    except OSError:
+        log.debug("could not lower a thread's priority", exc_info=True)
+        return False
+
+
 class LatestFrameWorker:
     """Runs ``processor`` on the newest submitted frame in background thread(s); :meth:`submit` never waits for it.
 
@@ -165,14 +178,9 @@ class LatestFrameWorker:
             thread.start()
 
     def _niced(self, target: Callable[[], None]) -> None:
-        """Run ``target`` in this thread at ``nice`` above the process's priority (Linux: per thread; threads the
-        processor starts from here, e.g. MediaPipe's, inherit it)."""
-        if self.nice > 0 and hasattr(os, "setpriority"):
-            try:
-                tid = threading.get_native_id()
-                os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice))
-            except OSError:
-                log.debug("could not lower the analysis thread's priority", exc_info=True)
+        """Run ``target`` in this thread at ``nice`` above the process's priority (threads the processor starts from
+        here, e.g. MediaPipe's, inherit it)."""
+        nice_this_thread(self.nice)
         target()
 
     def _take_pending(self):

@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import queue
 import threading
 import time
 import weakref
+
+from stream_app.live import nice_this_thread
 
 log = logging.getLogger(__name__)
 
@@ -365,15 +366,11 @@ _NICED = threading.local()
 
 
 def _nice_this_thread(step: int = MEDIA_NICE) -> None:
-    """This thread ``step`` nicer than it is (once per thread; Linux: per thread)."""
-    if getattr(_NICED, "done", False) or not hasattr(os, "setpriority"):
+    """This thread ``step`` nicer than it is, once per thread (the encoder's executor threads call it per frame)."""
+    if getattr(_NICED, "done", False):
         return
     _NICED.done = True
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + step))
-    except OSError:
-        log.debug("could not lower a media thread's priority", exc_info=True)
+    nice_this_thread(step)
 
 
 def _install_media_nice() -> None:
