@@ -202,29 +202,26 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if not (args.images or args.roboflow_test or args.signers or args.digits):
         raise UsageError("give --images DIR, --roboflow-test, --digits and/or --signers")
     model_dir = Path(args.model_dir) if args.model_dir else None
-    out: dict = {}
-    if args.images:
-        classifiers = load_classifiers(model_dir)
+    classifiers = load_classifiers(model_dir) if args.images or args.roboflow_test or args.digits else None
+
+    def score(items: list[tuple[Path, str]], png: bool) -> dict:
+        """The app's still-image path over ``items``; ``png``: this set's confusion matrix is --confusion-png's."""
         start = time.time()
-        out = summarise(evaluate_images(per_letter_limit(letter_folders(Path(args.images)), args.limit), classifiers,
-                                        log)["rows"],
-                        classifiers.shipped)
-        out["source"] = str(args.images)
-        out["seconds"] = round(time.time() - start, 1)
-        if args.confusion_png:
-            save_confusion_png(out, args.confusion_png)
-    for flag, key, items_of in ((args.roboflow_test, "roboflow_test", roboflow_test_items),
-                                (args.digits, "digits", digit_test_items)):
-        if not flag:
-            continue
-        classifiers = load_classifiers(model_dir)
-        start = time.time()
-        res = summarise(evaluate_images(per_letter_limit(items_of(), args.limit), classifiers, log)["rows"],
+        res = summarise(evaluate_images(per_letter_limit(items, args.limit), classifiers, log)["rows"],
                         classifiers.shipped)
         res["seconds"] = round(time.time() - start, 1)
-        out[key] = res
-        if args.confusion_png and not args.images:
+        if png and args.confusion_png:
             save_confusion_png(res, args.confusion_png)
+        return res
+
+    out: dict = {}
+    if args.images:
+        out = score(letter_folders(Path(args.images)), png=True)
+        out["source"] = str(args.images)
+    for flag, key, items_of in ((args.roboflow_test, "roboflow_test", roboflow_test_items),
+                                (args.digits, "digits", digit_test_items)):
+        if flag:
+            out[key] = score(items_of(), png=not args.images)
     if args.signers:
         from stream_app.modes.fingerspell.loso import leave_one_signer_out
         from stream_app.modes.fingerspell.models import FUSION_FILE, MODEL_DIR
