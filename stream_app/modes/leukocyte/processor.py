@@ -321,5 +321,5 @@ def warm_up() -> None:
 
     for kind in ("clahe_lab", "rgb"):
         detector = mode_detector(kind)
-        for net in {id(detector): detector, id(detector.rescaled): detector.rescaled}.values():
+        for net in {detector, detector.rescaled}:  # a routed pair: both of its models; a single model: once
             net(np.zeros((480, 640, 3), np.uint8))
